@@ -1,0 +1,114 @@
+"""JSON commands and replies for the recorder and the classifier.
+
+Commands arrive on ``<root>/recorder/cmd`` and ``<root>/classifier/cmd``.
+Replies go to the MQTT v5 response topic with the request's correlation data,
+and to ``<root>/<service>/reply`` for v3.1.1 clients that cannot set one.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import AfterValidator, Field, TypeAdapter, ValidationError, model_validator
+
+from imu_har import topics
+from imu_har.errors import PayloadError
+from imu_har.messages import MAX_JSON_BYTES, DeviceId, Message
+from imu_har.topics import TopicTemplate
+
+MAX_COMMAND_BYTES = 16 * 1024
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _\-]{0,63}$")
+
+
+def validate_name(value: str) -> str:
+    """A label, subject or session name: letters, digits, space, ``_ -``; 1–64 chars.
+
+    Excludes path separators, ``..``, MQTT wildcards and control characters, so
+    a name can never escape the data directory or a topic level.
+    """
+    if not _NAME.match(value):
+        raise ValueError(f"{value[:80]!r} must be 1-64 letters, digits, spaces, '_' or '-'")
+    return value
+
+
+Name = Annotated[str, AfterValidator(validate_name)]
+
+
+class StartRecording(Message):
+    """Start recording ``device`` as ``label`` (reply carries the new session id)."""
+
+    action: Literal["start"]
+    device: DeviceId = Field(description="Device to record")
+    label: Name = Field(description="Activity label for every row of the session")
+    subject: Name | None = Field(default=None, description="Who is wearing the device")
+    notes: str = Field(default="", max_length=1000, description="Free text kept in the manifest")
+    max_seconds: float | None = Field(default=None, gt=0, description="Auto-stop after this long")
+
+
+class StopRecording(Message):
+    """Stop the open session of ``device``, or the session named ``session``."""
+
+    action: Literal["stop"]
+    device: DeviceId | None = Field(default=None, description="Device whose session to stop")
+    session: Name | None = Field(default=None, description="Session id to stop")
+
+    @model_validator(mode="after")
+    def _one_target(self) -> StopRecording:
+        if (self.device is None) == (self.session is None):
+            raise ValueError("stop needs exactly one of 'device' or 'session'")
+        return self
+
+
+class RecorderQuery(Message):
+    """Ask for the recorder's state (``status``) or its finished sessions (``list``)."""
+
+    action: Literal["status", "list"]
+
+
+RecorderCommand = Annotated[
+    StartRecording | StopRecording | RecorderQuery, Field(discriminator="action")
+]
+_RECORDER_COMMAND: TypeAdapter[StartRecording | StopRecording | RecorderQuery] = TypeAdapter(
+    RecorderCommand
+)
+
+
+class ClassifierCommand(Message):
+    """Reload a model artifact directory, or ask for the classifier's state."""
+
+    action: Literal["reload", "status"]
+    model: str | None = Field(default=None, max_length=4096, description="Artifact directory")
+
+
+class CommandReply(Message):
+    """The answer to any command."""
+
+    ok: bool = Field(description="Whether the command succeeded")
+    action: str = Field(default="", description="The action this answers")
+    error: str | None = Field(default=None, description="Why it failed, human readable")
+    data: dict[str, object] = Field(default_factory=dict, description="Action-specific result")
+
+
+class RecorderReply(CommandReply):
+    """Reply of the recorder (fallback topic ``<root>/recorder/reply``)."""
+
+    TOPIC: ClassVar[TopicTemplate | None] = topics.RECORDER_REPLY
+
+
+class ClassifierReply(CommandReply):
+    """Reply of the classifier (fallback topic ``<root>/classifier/reply``)."""
+
+    TOPIC: ClassVar[TopicTemplate | None] = topics.CLASSIFIER_REPLY
+
+
+def parse_recorder_command(payload: bytes) -> StartRecording | StopRecording | RecorderQuery:
+    """Parse a recorder command or raise :class:`PayloadError` saying what is wrong."""
+    if len(payload) > min(MAX_COMMAND_BYTES, MAX_JSON_BYTES):
+        raise PayloadError("too_large", f"command of {len(payload)} bytes is too large")
+    try:
+        return _RECORDER_COMMAND.validate_json(payload)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ())) or "command"
+        raise PayloadError("bad_command", f"{where}: {first['msg']}") from exc

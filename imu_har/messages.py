@@ -1,0 +1,141 @@
+"""JSON messages: predictions, device and service status, ground truth.
+
+Pydantic v2 models with ``extra="forbid"``; each knows its topic template.
+``Message.from_payload`` turns any bad JSON or field into :class:`PayloadError`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Annotated, ClassVar, Literal, Self
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
+
+from imu_har import topics
+from imu_har.errors import PayloadError
+from imu_har.topics import TopicTemplate, validate_device_id
+
+MAX_JSON_BYTES = 256 * 1024
+
+
+class Message(BaseModel):
+    """Base of every JSON message: strict fields, a topic template, safe parsing."""
+
+    model_config = ConfigDict(extra="forbid", frozen=False)
+    TOPIC: ClassVar[TopicTemplate | None] = None
+
+    @classmethod
+    def from_payload(cls, payload: bytes | str) -> Self:
+        """Parse a JSON payload, raising :class:`PayloadError` on any problem."""
+        if len(payload) > MAX_JSON_BYTES:
+            raise PayloadError("too_large", f"JSON payload of {len(payload)} bytes is too large")
+        try:
+            return cls.model_validate_json(payload)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first.get("loc", ())) or "payload"
+            raise PayloadError("bad_json", f"{cls.__name__}: {where}: {first['msg']}") from exc
+
+    def to_payload(self) -> bytes:
+        """Serialize to compact JSON bytes (``None`` fields kept for clarity)."""
+        return self.model_dump_json().encode()
+
+
+DeviceId = Annotated[str, AfterValidator(validate_device_id)]
+"""A device id, validated like a topic level (see :func:`topics.validate_device_id`)."""
+
+
+class Prediction(Message):
+    """One classified window, published on ``<root>/<device>/prediction``."""
+
+    TOPIC: ClassVar[TopicTemplate | None] = topics.PREDICTION
+    device: DeviceId = Field(description="Device id the window came from")
+    window_seq: int = Field(ge=0, description="Window sequence number from the windower")
+    window_start: float = Field(description="Time of the window's first sample (Unix s)")
+    window_end: float = Field(description="Time of the window's last sample (Unix s)")
+    label: str = Field(description="Most probable class, or 'unknown' below the threshold")
+    confidence: float = Field(ge=0, le=1, description="Probability of the most probable class")
+    probabilities: dict[str, float] = Field(description="Probability of every class")
+    smoothed_label: str = Field(description="Label smoothed over the device's last k windows")
+    model: str = Field(description="Model name")
+    model_version: str = Field(description="Model content hash")
+    latency_ms: float = Field(ge=0, description="Time from window receipt to publication (ms)")
+    source_time: float = Field(default=0.0, description="Receive time of the newest frame (Unix s)")
+    classified_at: float = Field(default_factory=time.time, description="Publication time (Unix s)")
+
+    @field_validator("probabilities")
+    @classmethod
+    def _finite(cls, value: dict[str, float]) -> dict[str, float]:
+        if not all(math.isfinite(p) for p in value.values()):
+            raise ValueError("probabilities must be finite")
+        return value
+
+
+DeviceState = Literal["scanning", "connecting", "connected", "disconnected", "streaming", "error"]
+
+
+class DeviceStatus(Message):
+    """A wearable's link state, retained on ``<root>/<device>/status`` by the gateway."""
+
+    TOPIC: ClassVar[TopicTemplate | None] = topics.DEVICE_STATUS
+    device: DeviceId = Field(description="Device id")
+    state: DeviceState = Field(description="Link state")
+    source: str = Field(default="ble", description="ble, sim or replay")
+    address: str | None = Field(default=None, description="BLE address when known")
+    rssi: int | None = Field(default=None, description="Signal strength in dBm when known")
+    fps: float = Field(default=0.0, ge=0, description="Frames published per second, recent")
+    sample_rate: float = Field(default=0.0, ge=0, description="Samples per second, recent")
+    frames: int = Field(default=0, ge=0, description="Frames published since start")
+    lost_packets: int = Field(default=0, ge=0, description="Packets missing by sequence gaps")
+    decode_errors: int = Field(default=0, ge=0, description="Notifications that failed to decode")
+    error: str | None = Field(default=None, description="Last error, human readable")
+    updated_at: float = Field(default_factory=time.time, description="Unix time of this status")
+
+
+class Counters(BaseModel):
+    """Counters every service reports in its status."""
+
+    model_config = ConfigDict(extra="forbid")
+    messages_in: int = Field(default=0, description="Messages received")
+    messages_out: int = Field(default=0, description="Messages published")
+    rejected: dict[str, int] = Field(default_factory=dict, description="Rejected, by reason slug")
+    queue_depth: int = Field(default=0, description="Messages waiting to be handled")
+    events: dict[str, int] = Field(default_factory=dict, description="Other counted events")
+
+
+class ServiceStatus(Message):
+    """A service's state, retained on ``<root>/service/<name>/status``.
+
+    The broker publishes the ``offline`` variant as the service's Last Will.
+    ``details`` holds service-specific state (active model, devices, sessions).
+    """
+
+    TOPIC: ClassVar[TopicTemplate | None] = topics.SERVICE_STATUS
+    service: str = Field(description="Service name, e.g. windower")
+    instance: str = Field(description="Client id of this process")
+    state: Literal["online", "offline"] = Field(description="online, or offline (Last Will)")
+    version: str = Field(default="", description="imu-har version")
+    started_at: float = Field(default=0.0, description="Process start (Unix s)")
+    updated_at: float = Field(default_factory=time.time, description="Time of this status")
+    counters: Counters = Field(default_factory=Counters, description="Traffic counters")
+    errors: list[str] = Field(default_factory=list, description="Recent error lines, newest last")
+    details: dict[str, object] = Field(default_factory=dict, description="Service-specific state")
+
+
+class GroundTruth(Message):
+    """What a simulated wearable is really doing, on ``<root>/<device>/truth``."""
+
+    TOPIC: ClassVar[TopicTemplate | None] = topics.GROUND_TRUTH
+    device: DeviceId = Field(description="Device id")
+    label: str = Field(description="True activity label ('rest' between exercises)")
+    rep: int = Field(default=0, ge=0, description="Repetitions completed in this bout")
+    time: float = Field(description="Time this label took effect (Unix s)")
+    until: float | None = Field(default=None, description="Scheduled end of this bout (Unix s)")

@@ -1,0 +1,300 @@
+"""The MQTT runtime every service shares (paho-mqtt 2.x, MQTT v5).
+
+:class:`ServiceRuntime` owns one client: Last Will and retained online/offline
+status, subscriptions renewed in ``on_connect``, automatic reconnect with
+backoff, counters published on the status topic, SIGTERM/SIGINT handling and a
+graceful shutdown (drain, flush, offline, disconnect). Paho's callbacks only
+enqueue; a :class:`Handler` does the work on the service's own thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import signal
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.properties import Properties
+from paho.mqtt.packettypes import PacketTypes
+
+from imu_har import __version__, topics
+from imu_har.counters import CounterSet
+from imu_har.messages import Message, ServiceStatus
+from imu_har.settings import MqttSettings
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Inbound:
+    """A received message, as handed to a :class:`Handler`."""
+
+    topic: str
+    payload: bytes
+    qos: int = 0
+    retain: bool = False
+    properties: Properties | None = None
+    received_at: float = field(default_factory=time.time)
+    ack: Callable[[], None] = lambda: None  # acknowledges under manual_ack; no-op otherwise
+
+
+class Handler(Protocol):
+    """What a service plugs into the runtime."""
+
+    def subscriptions(self) -> list[tuple[str, int]]:
+        """Topic filters and QoS to (re)subscribe on every connect."""
+
+    def handle_batch(self, messages: list[Inbound]) -> None:
+        """Process received messages (on the service thread, never paho's)."""
+
+    def tick(self, now: float) -> None:
+        """Periodic work: flush, evict, time limits."""
+
+    def details(self) -> dict[str, Any]:
+        """Service-specific state for the status topic."""
+
+    def close(self) -> None:
+        """Flush everything on shutdown."""
+
+
+class ServiceRuntime:
+    """One service's MQTT connection, status and main loop."""
+
+    def __init__(
+        self, name: str, settings: MqttSettings, *, manual_ack: bool = False,
+        clean_start: bool = True, session_expiry: int | None = None,
+        max_batch: int = 1, batch_wait: float = 0.0, tick_interval: float = 0.25,
+    ) -> None:
+        self.name = name
+        self.settings = settings
+        self.root = settings.topic_root
+        self.client_id = settings.client_id or f"{name}-{socket.gethostname()}-{os.getpid()}"
+        self.counters = CounterSet()
+        self.connected = threading.Event()
+        self.ready = threading.Event()  # connected and subscriptions acknowledged
+        self.stopping = threading.Event()
+        self.started_at = time.time()
+        self.max_batch, self.batch_wait, self.tick_interval = max_batch, batch_wait, tick_interval
+        self._queue: queue.SimpleQueue[Inbound] = queue.SimpleQueue()
+        self._errors: deque[str] = deque(maxlen=10)
+        self._handler: Handler | None = None
+        self._last_status = 0.0
+        self._session_expiry = session_expiry
+        self._clean_start = clean_start
+        self.status_topic = topics.SERVICE_STATUS.format(self.root, service=name)
+        self.client = self._make_client(manual_ack)
+
+    # -- connection -----------------------------------------------------------------
+    def _make_client(self, manual_ack: bool) -> mqtt.Client:
+        s = self.settings
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=self.client_id,
+            protocol=MQTTProtocolVersion.MQTTv5, manual_ack=manual_ack,
+        )
+        if s.mqtt_username:
+            client.username_pw_set(s.mqtt_username, s.mqtt_password)
+        if s.mqtt_tls:
+            client.tls_set(
+                ca_certs=str(s.mqtt_ca_file) if s.mqtt_ca_file else None,
+                certfile=str(s.mqtt_cert_file) if s.mqtt_cert_file else None,
+                keyfile=str(s.mqtt_key_file) if s.mqtt_key_file else None,
+            )
+            client.tls_insecure_set(s.mqtt_tls_insecure)
+        client.will_set(self.status_topic, self._status("offline").to_payload(), qos=1, retain=True)
+        client.reconnect_delay_set(min_delay=1, max_delay=16)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        client.on_subscribe = lambda *_: self.ready.set()
+        return client
+
+    def start(self) -> None:
+        """Connect in the background; reconnects happen automatically."""
+        props = None
+        if self._session_expiry is not None:
+            props = Properties(PacketTypes.CONNECT)
+            props.SessionExpiryInterval = self._session_expiry
+        self.client.connect_async(
+            self.settings.mqtt_host, self.settings.mqtt_port, self.settings.mqtt_keepalive,
+            clean_start=self._clean_start, properties=props,
+        )
+        self.client.loop_start()
+
+    def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        if reason.is_failure:
+            self.error(f"broker refused connection: {reason}")
+            return
+        logger.info("%s connected to %s:%s", self.name, self.settings.mqtt_host,
+                    self.settings.mqtt_port)
+        subs = self._handler.subscriptions() if self._handler else []
+        if subs:
+            client.subscribe(subs)
+        else:
+            self.ready.set()
+        self.connected.set()
+        self.publish_status(force=True)
+
+    def _on_disconnect(self, _c: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        self.connected.clear()
+        self.ready.clear()
+        if not self.stopping.is_set():
+            self.counters.inc("disconnects")
+            logger.warning("%s lost the broker (%s); reconnecting", self.name, reason)
+
+    def _on_message(self, client: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        def ack(mid: int = msg.mid, qos: int = msg.qos) -> None:
+            client.ack(mid, qos)
+
+        self._queue.put(Inbound(
+            msg.topic, msg.payload, msg.qos, bool(msg.retain),
+            getattr(msg, "properties", None), time.time(), ack,
+        ))
+
+    # -- publishing ------------------------------------------------------------------
+    def publish(self, topic: str, payload: bytes, qos: int = 0, retain: bool = False,
+                properties: Properties | None = None) -> mqtt.MQTTMessageInfo:
+        """Publish (thread-safe); counted as ``messages_out``."""
+        self.counters.messages_out += 1
+        return self.client.publish(topic, payload, qos=qos, retain=retain, properties=properties)
+
+    def publish_message(self, message: Message, qos: int = 0, retain: bool = False,
+                        **topic_values: str) -> mqtt.MQTTMessageInfo:
+        """Publish a JSON message on its own topic template."""
+        assert message.TOPIC is not None, f"{type(message).__name__} has no topic"
+        topic = message.TOPIC.format(self.root, **topic_values)
+        return self.publish(topic, message.to_payload(), qos=qos, retain=retain)
+
+    def reply(self, request: Inbound, payload: bytes, fallback_topic: str) -> None:
+        """Answer a command: v5 response topic + correlation data, else ``fallback_topic``."""
+        props = request.properties
+        response_topic = getattr(props, "ResponseTopic", None) if props else None
+        if response_topic:
+            out = Properties(PacketTypes.PUBLISH)
+            correlation = getattr(props, "CorrelationData", None)
+            if correlation is not None:
+                out.CorrelationData = correlation
+            self.publish(response_topic, payload, qos=1, properties=out)
+        else:
+            self.publish(fallback_topic, payload, qos=1)
+
+    def reject(self, reason: str, detail: str) -> None:
+        """Count a rejected input under ``reason`` and log it (rate-limited per reason)."""
+        if self.counters.reject(reason):
+            logger.warning("%s rejected input (%s): %s", self.name, reason, detail)
+
+    def error(self, text: str) -> None:
+        """Record an operational error: logged and shown in the status."""
+        logger.error("%s: %s", self.name, text)
+        self._errors.append(f"{time.strftime('%H:%M:%S')} {text}")
+
+    def _status(self, state: str) -> ServiceStatus:
+        details = self._handler.details() if (self._handler and state == "online") else {}
+        return ServiceStatus(
+            service=self.name, instance=self.client_id, state=state,  # type: ignore[arg-type]
+            version=__version__, started_at=self.started_at,
+            counters=self.counters.snapshot(self._queue.qsize()), errors=list(self._errors),
+            details=details,
+        )
+
+    def publish_status(self, force: bool = False) -> None:
+        """Publish the retained status when due (every ``status_interval``) or forced."""
+        now = time.monotonic()
+        if force or now - self._last_status >= self.settings.status_interval:
+            self._last_status = now
+            self.client.publish(self.status_topic, self._status("online").to_payload(),
+                                qos=1, retain=True)
+
+    # -- main loop -------------------------------------------------------------------
+    def run(self, handler: Handler) -> int:
+        """Serve ``handler`` until SIGTERM/SIGINT or :meth:`stop`; returns the exit code."""
+        self._handler = handler
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, lambda *_: self.stop())
+        self.start()
+        try:
+            while not self.stopping.is_set():
+                self._serve_once(handler)
+            self._drain(handler)
+        finally:
+            self.shutdown(handler)
+        return 0
+
+    def _serve_once(self, handler: Handler) -> None:
+        batch = self._next_batch()
+        if batch:
+            self.counters.messages_in += len(batch)
+            self._safely(handler.handle_batch, batch)
+        now = time.time()
+        if now - getattr(self, "_last_tick", 0.0) >= self.tick_interval:
+            self._last_tick = now
+            self._safely(handler.tick, now)
+            if self.connected.is_set():
+                self.publish_status()
+
+    def _next_batch(self) -> list[Inbound]:
+        try:
+            batch = [self._queue.get(timeout=self.tick_interval)]
+        except queue.Empty:
+            return []
+        deadline = time.monotonic() + self.batch_wait
+        while len(batch) < self.max_batch:
+            try:
+                batch.append(self._queue.get_nowait())
+            except queue.Empty:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                try:
+                    batch.append(self._queue.get(timeout=remaining))
+                except queue.Empty:
+                    break
+        return batch
+
+    def _drain(self, handler: Handler) -> None:
+        pending: list[Inbound] = []
+        while True:
+            try:
+                pending.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        if pending:
+            self.counters.messages_in += len(pending)
+            self._safely(handler.handle_batch, pending)
+
+    def _safely(self, fn: Callable[..., None], *args: Any) -> None:
+        try:
+            fn(*args)
+        except Exception as exc:  # a handler bug must not kill the service
+            self.counters.reject("handler_error")
+            logger.exception("%s handler failed", self.name)
+            self.error(f"handler failed: {exc!r}")
+
+    def stop(self) -> None:
+        """Ask the main loop to finish (safe from signal handlers and other threads)."""
+        self.stopping.set()
+
+    def shutdown(self, handler: Handler | None = None) -> None:
+        """Flush the handler, publish ``offline`` (retained), disconnect."""
+        self.stopping.set()
+        if handler is not None:
+            self._safely(handler.close)
+        if self.connected.is_set():
+            info = self.client.publish(self.status_topic, self._status("offline").to_payload(),
+                                       qos=1, retain=True)
+            try:
+                info.wait_for_publish(timeout=2.0)
+            except (RuntimeError, ValueError):
+                pass
+        self.client.disconnect()
+        self.client.loop_stop()
+        logger.info("%s stopped", self.name)

@@ -1,0 +1,179 @@
+"""Pure windowing math shared by the live windower and training.
+
+:class:`DeviceWindower` takes one device's samples with timestamps, resamples
+them onto a uniform grid at the target rate by linear interpolation, and cuts
+sliding windows of ``length`` grid samples every ``hop``. The result does not
+depend on how the stream is chunked into frames: pushing a whole recording at
+once (training, :func:`cut_windows`) and pushing it frame by frame (the live
+windower) yield identical windows, bit for bit.
+
+Rules: samples not later than the last accepted one are dropped (duplicates,
+out of order); a jump longer than ``max_gap`` seconds restarts the grid and the
+window (a window never spans a gap); the grid origin is the first sample after
+a (re)start, grid point k lies at ``origin + k / rate``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class WindowSpec:
+    """Window length and hop in grid samples, grid rate (Hz), and the gap that restarts."""
+
+    length: int = 20
+    hop: int = 5
+    rate: float = 50.0
+    max_gap: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.length < 2 or self.hop < 1 or self.rate <= 0 or self.max_gap <= 0:
+            raise ValueError(f"invalid window spec {self}")
+
+
+@dataclass(frozen=True)
+class CutWindow:
+    """One window of one device: samples (length, channels) float32 and where it came from."""
+
+    seq: int
+    start: float
+    end: float
+    samples: np.ndarray
+    sources: np.ndarray  # index (in push order) of the raw sample nearest each grid point
+
+
+@dataclass
+class PushResult:
+    """What one push produced and what it dropped."""
+
+    windows: list[CutWindow] = field(default_factory=list)
+    dropped: int = 0  # samples not later than the previous one
+    gaps: int = 0  # restarts caused by a gap longer than max_gap
+
+
+class DeviceWindower:
+    """Incremental resampler and sliding-window cutter for one device."""
+
+    def __init__(self, spec: WindowSpec, n_channels: int) -> None:
+        self.spec = spec
+        self.n_channels = n_channels
+        self.dt = 1.0 / spec.rate
+        self.seq = 0  # next window sequence number
+        self._raw_count = 0  # raw samples accepted so far (source index base)
+        self._prev_t: float | None = None
+        self._prev_x = np.zeros(n_channels)
+        self._prev_src = -1
+        self._origin = 0.0
+        self._k_next = 0  # next grid index in the current segment
+        self._tail = np.zeros((0, n_channels), dtype=np.float32)  # last length-1 grid samples
+        self._tail_src = np.zeros(0, dtype=np.int64)
+
+    @property
+    def last_time(self) -> float | None:
+        """Time of the last accepted raw sample."""
+        return self._prev_t
+
+    def push(self, times: np.ndarray, values: np.ndarray) -> PushResult:
+        """Add samples (times strictly meaningful, values (n, channels)); return new windows."""
+        times = np.asarray(times, dtype=np.float64)
+        values = np.asarray(values, dtype=np.float64)
+        result = PushResult()
+        keep = self._fresh(times)
+        result.dropped = int(len(times) - keep.sum())
+        times, values = times[keep], values[keep]
+        src = self._raw_count + np.arange(len(times))
+        self._raw_count += len(times)
+        for seg_t, seg_x, seg_s, restart in self._segments(times, values, src):
+            if restart:
+                result.gaps += int(self._prev_t is not None)
+                self._restart(seg_t[0])
+            grid, grid_src = self._resample(seg_t, seg_x, seg_s)
+            result.windows += self._cut(grid, grid_src)
+            self._prev_t, self._prev_x, self._prev_src = seg_t[-1], seg_x[-1], int(seg_s[-1])
+        return result
+
+    def _fresh(self, times: np.ndarray) -> np.ndarray:
+        """Mask of samples later than everything accepted before them."""
+        start = -np.inf if self._prev_t is None else self._prev_t
+        before = np.maximum.accumulate(np.concatenate(([start], times)))[:-1]
+        return np.asarray(times > before)
+
+    def _segments(self, times: np.ndarray, values: np.ndarray, src: np.ndarray):  # type: ignore[no-untyped-def]
+        """Split at gaps; yield (times, values, sources, starts_new_segment)."""
+        if len(times) == 0:
+            return
+        prev = np.concatenate(([self._prev_t if self._prev_t is not None else -np.inf], times[:-1]))
+        breaks = np.flatnonzero(times - prev > self.spec.max_gap)
+        bounds = [0, *breaks.tolist(), len(times)]
+        for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+            if a < b:
+                yield times[a:b], values[a:b], src[a:b], a in breaks or (a == 0 and bool(
+                    times[0] - prev[0] > self.spec.max_gap))
+
+    def _restart(self, t0: float) -> None:
+        self._origin, self._k_next = t0, 0
+        self._prev_t = None
+        self._tail = self._tail[:0]
+        self._tail_src = self._tail_src[:0]
+
+    def _resample(
+        self, seg_t: np.ndarray, seg_x: np.ndarray, seg_s: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Grid samples in (previous sample, last sample of the segment]."""
+        if self._prev_t is None:
+            t_ext, x_ext, s_ext = seg_t, seg_x, seg_s
+        else:
+            t_ext = np.concatenate(([self._prev_t], seg_t))
+            x_ext = np.vstack((self._prev_x, seg_x))
+            s_ext = np.concatenate(([self._prev_src], seg_s))
+        k_end = int(np.floor((t_ext[-1] - self._origin) * self.spec.rate + 1e-9))
+        ks = np.arange(self._k_next, k_end + 1)
+        grid_t = self._origin + ks * self.dt
+        grid_t = grid_t[grid_t <= t_ext[-1]]
+        self._k_next += len(grid_t)
+        if len(t_ext) == 1:
+            n = len(grid_t)
+            return np.repeat(x_ext, n, axis=0).astype(np.float32), np.repeat(s_ext, n)
+        j = np.clip(np.searchsorted(t_ext, grid_t, side="left"), 1, len(t_ext) - 1)
+        w = ((grid_t - t_ext[j - 1]) / (t_ext[j] - t_ext[j - 1]))[:, None]
+        grid = x_ext[j - 1] * (1.0 - w) + x_ext[j] * w  # exact at w == 0 and w == 1
+        nearest = np.where(w[:, 0] >= 0.5, s_ext[j], s_ext[j - 1])
+        return grid.astype(np.float32), nearest
+
+    def _cut(self, grid: np.ndarray, grid_src: np.ndarray) -> list[CutWindow]:
+        """Emit every window whose last grid sample is among the new ones."""
+        length, hop = self.spec.length, self.spec.hop
+        first_k = self._k_next - len(grid)  # segment grid index of grid[0]
+        buf = np.concatenate((self._tail, grid))
+        buf_src = np.concatenate((self._tail_src, grid_src))
+        buf_k0 = first_k - len(self._tail)
+        windows = []
+        for end_k in range(first_k, self._k_next):
+            if end_k < length - 1 or (end_k - (length - 1)) % hop:
+                continue
+            lo = end_k - length + 1 - buf_k0
+            windows.append(CutWindow(
+                seq=self.seq, start=self._origin + (end_k - length + 1) * self.dt,
+                end=self._origin + end_k * self.dt,
+                samples=buf[lo : lo + length].copy(), sources=buf_src[lo : lo + length].copy(),
+            ))
+            self.seq += 1
+        keep = max(0, len(buf) - (length - 1))
+        self._tail, self._tail_src = buf[keep:], buf_src[keep:]
+        return windows
+
+
+def cut_windows(
+    values: np.ndarray, spec: WindowSpec, times: np.ndarray | None = None
+) -> list[CutWindow]:
+    """Cut one whole recording (values (n, channels)); ``times`` default to ``i / rate``.
+
+    The same code path as the live windower, so training sees the same windows.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if times is None:
+        times = np.arange(len(values), dtype=np.float64) / spec.rate
+    return DeviceWindower(spec, values.shape[1]).push(times, values).windows

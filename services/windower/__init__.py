@@ -1,0 +1,1 @@
+"""Windower service: raw frames in, sliding windows out (``har windower``)."""
