@@ -11,13 +11,9 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from imu_har.codec import DEFAULT_CHANNELS, Frame, Window
 from imu_har.errors import PayloadError
-from imu_har.windowing import DeviceWindower, WindowSpec
-
-RESYNC_SECONDS = 5.0  # device clock drifting this far from receive time re-anchors it
+from imu_har.windowing import DeviceClock, DeviceWindower, WindowSpec
 
 
 @dataclass
@@ -25,7 +21,7 @@ class _DeviceState:
     windower: DeviceWindower
     last_seq: int = -1
     last_seen: float = 0.0
-    clock_offset: float | None = None  # wall time minus device time
+    clock: DeviceClock = field(default_factory=DeviceClock)
     source_time: float = 0.0
 
 
@@ -62,7 +58,11 @@ class Windower:
         if frame.seq == state.last_seq:
             self.counts["duplicate"] += 1
             return []
-        times = self._times(state, frame)
+        resyncs = state.clock.resyncs
+        times = state.clock.sample_times(
+            frame.samples.shape[0], frame.rate, frame.receive_time, frame.device_time
+        )
+        self.counts["clock_resync"] += state.clock.resyncs - resyncs
         result = state.windower.push(times, frame.samples[:, columns])
         if result.dropped:
             self.counts["out_of_order"] += result.dropped
@@ -102,18 +102,3 @@ class Windower:
             state = _DeviceState(DeviceWindower(self.spec, len(self.channels)))
             self._devices[device] = state
         return state
-
-    def _times(self, state: _DeviceState, frame: Frame) -> np.ndarray:
-        """Wall-clock-anchored time of each sample in the frame."""
-        n = frame.samples.shape[0]
-        steps = np.arange(n, dtype=np.float64) / frame.rate
-        if frame.device_time is None:
-            return frame.receive_time - steps[::-1]
-        last_device = frame.device_time + steps[-1]
-        if state.clock_offset is None or abs(
-            last_device + state.clock_offset - frame.receive_time
-        ) > RESYNC_SECONDS:
-            if state.clock_offset is not None:
-                self.counts["clock_resync"] += 1
-            state.clock_offset = frame.receive_time - last_device
-        return frame.device_time + state.clock_offset + steps
