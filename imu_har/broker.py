@@ -28,7 +28,11 @@ def free_port() -> int:
 
 def find_mosquitto() -> str:
     """Path of the mosquitto binary, or a RuntimeError saying how to install it."""
-    for candidate in (shutil.which("mosquitto"), "/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto"):
+    for candidate in (
+        shutil.which("mosquitto"),
+        "/usr/sbin/mosquitto",
+        "/usr/local/sbin/mosquitto",
+    ):
         if candidate and Path(candidate).exists():
             return candidate
     raise RuntimeError("mosquitto not found: install it (apt-get install mosquitto)")
@@ -37,8 +41,13 @@ def find_mosquitto() -> str:
 class MosquittoBroker:
     """A private broker: ``start()``, ``stop()``, ``restart()``; also a context manager."""
 
-    def __init__(self, port: int | None = None, workdir: Path | None = None,
-                 host: str = "127.0.0.1", extra_config: str = "") -> None:
+    def __init__(
+        self,
+        port: int | None = None,
+        workdir: Path | None = None,
+        host: str = "127.0.0.1",
+        extra_config: str = "",
+    ) -> None:
         self.host = host
         self.port = port or free_port()
         self._own_dir = workdir is None
@@ -61,8 +70,7 @@ class MosquittoBroker:
             "max_inflight_messages 1000\n"
             "message_size_limit 16777216\n"
             "log_dest stdout\n"
-            "log_type error\nlog_type warning\nlog_type notice\n"
-            + self.extra_config
+            "log_type error\nlog_type warning\nlog_type notice\n" + self.extra_config
         )
         return config
 
@@ -71,7 +79,9 @@ class MosquittoBroker:
         config = self._write_config()
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [find_mosquitto(), "-c", str(config)], stdout=log, stderr=subprocess.STDOUT,
+            [find_mosquitto(), "-c", str(config)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -12,10 +12,20 @@ from collections.abc import Sequence
 
 # name -> (module, function, extra that provides its dependencies, one-line help)
 COMMANDS: dict[str, tuple[str, str, str, str]] = {
-    "gateway": ("services.ble_gateway.app", "main", "gateway", "BLE / simulated / replayed wearables -> raw frames"),
+    "gateway": (
+        "services.ble_gateway.app",
+        "main",
+        "gateway",
+        "BLE / simulated / replayed wearables -> raw frames",
+    ),
     "windower": ("services.windower.app", "main", "", "raw frames -> sliding windows"),
     "classifier": ("services.classifier.app", "main", "classifier", "windows -> predictions"),
-    "recorder": ("services.recorder.app", "main", "recorder", "labelled Parquet recordings by command"),
+    "recorder": (
+        "services.recorder.app",
+        "main",
+        "recorder",
+        "labelled Parquet recordings by command",
+    ),
     "dashboard": ("services.dashboard.app", "main", "dashboard", "Streamlit dashboard"),
     "up": ("imu_har.launcher", "main", "all", "start the whole system, supervised"),
     "train": ("training.cli", "train_main", "training", "train a model artifact"),
@@ -48,8 +58,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if exc.name and exc.name.split(".")[0] in {"services", "training", "imu_har"}:
             raise
         hint = f"pip install 'imu-har[{extra}]'" if extra else "pip install imu-har"
-        print(f"har {name}: missing dependency {exc.name!r}; install it with: {hint}",
-              file=sys.stderr)
+        print(
+            f"har {name}: missing dependency {exc.name!r}; install it with: {hint}", file=sys.stderr
+        )
         return 2
     return int(getattr(module, function)(rest) or 0)
 

@@ -25,7 +25,15 @@ FLAG_DEVICE_TIME = 0x01
 FLAG_DEFAULT_LAYOUT = 0x02
 
 DEFAULT_CHANNELS: tuple[str, ...] = (
-    "acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z", "mag_x", "mag_y", "mag_z",
+    "acc_x",
+    "acc_y",
+    "acc_z",
+    "gyro_x",
+    "gyro_y",
+    "gyro_z",
+    "mag_x",
+    "mag_y",
+    "mag_z",
 )
 DEFAULT_UNITS: tuple[str, ...] = ("g",) * 3 + ("deg/s",) * 3 + ("uT",) * 3
 
@@ -37,8 +45,12 @@ MAX_PAYLOAD_BYTES = 1 << 20
 _NAME = re.compile(r"^[A-Za-z0-9_./%\-]{1,32}$")
 
 _PREFIX = struct.Struct("<BBBB")  # version, kind, flags, device id length
-_FRAME_HEAD = struct.Struct("<Iddf BH".replace(" ", ""))  # seq, device_time, receive_time, rate, C, N
-_WINDOW_HEAD = struct.Struct("<Idddf BH".replace(" ", ""))  # seq, start, end, source_time, rate, C, N
+_FRAME_HEAD = struct.Struct(
+    "<Iddf BH".replace(" ", "")
+)  # seq, device_time, receive_time, rate, C, N
+_WINDOW_HEAD = struct.Struct(
+    "<Idddf BH".replace(" ", "")
+)  # seq, start, end, source_time, rate, C, N
 
 
 @dataclass(frozen=True)
@@ -91,8 +103,12 @@ def encode_frame(frame: Frame) -> bytes:
         _check_time("device_time", frame.device_time)
         flags |= FLAG_DEVICE_TIME
     head = _FRAME_HEAD.pack(
-        frame.seq & 0xFFFFFFFF, frame.device_time or 0.0, frame.receive_time, frame.rate,
-        samples.shape[1], samples.shape[0],
+        frame.seq & 0xFFFFFFFF,
+        frame.device_time or 0.0,
+        frame.receive_time,
+        frame.rate,
+        samples.shape[1],
+        samples.shape[0],
     )
     return _assemble(KIND_FRAME, flags, frame.device, head, frame.channels, frame.units, samples)
 
@@ -105,8 +121,13 @@ def encode_window(window: Window) -> bytes:
         _check_time(name, getattr(window, name))
     _check_rate(window.rate)
     head = _WINDOW_HEAD.pack(
-        window.seq & 0xFFFFFFFF, window.start, window.end, window.source_time, window.rate,
-        samples.shape[1], samples.shape[0],
+        window.seq & 0xFFFFFFFF,
+        window.start,
+        window.end,
+        window.source_time,
+        window.rate,
+        samples.shape[1],
+        samples.shape[0],
     )
     return _assemble(KIND_WINDOW, 0, window.device, head, window.channels, window.units, samples)
 
@@ -124,8 +145,14 @@ def decode_frame(payload: bytes) -> Frame:
     if has_device_time:
         _check_time("device_time", device_time)
     return Frame(
-        device=device, seq=seq, receive_time=receive_time, rate=rate, samples=samples,
-        device_time=device_time if has_device_time else None, channels=channels, units=units,
+        device=device,
+        seq=seq,
+        receive_time=receive_time,
+        rate=rate,
+        samples=samples,
+        device_time=device_time if has_device_time else None,
+        channels=channels,
+        units=units,
     )
 
 
@@ -142,19 +169,36 @@ def decode_window(payload: bytes) -> Window:
         raise PayloadError("bad_time", "window end is before its start")
     _check_rate(rate)
     return Window(
-        device=device, seq=seq, start=start, end=end, rate=rate, samples=samples,
-        source_time=source_time, channels=channels, units=units,
+        device=device,
+        seq=seq,
+        start=start,
+        end=end,
+        rate=rate,
+        samples=samples,
+        source_time=source_time,
+        channels=channels,
+        units=units,
     )
 
 
 def _assemble(
-    kind: int, flags: int, device: str, head: bytes,
-    channels: tuple[str, ...], units: tuple[str, ...], samples: np.ndarray,
+    kind: int,
+    flags: int,
+    device: str,
+    head: bytes,
+    channels: tuple[str, ...],
+    units: tuple[str, ...],
+    samples: np.ndarray,
 ) -> bytes:
     device_bytes = validate_device_id(device).encode("ascii")
     default = channels == DEFAULT_CHANNELS and units == DEFAULT_UNITS
-    parts = [_PREFIX.pack(VERSION, kind, flags | (FLAG_DEFAULT_LAYOUT if default else 0),
-                          len(device_bytes)), device_bytes, head]
+    parts = [
+        _PREFIX.pack(
+            VERSION, kind, flags | (FLAG_DEFAULT_LAYOUT if default else 0), len(device_bytes)
+        ),
+        device_bytes,
+        head,
+    ]
     if not default:
         for name in (*channels, *units):
             raw = name.encode("ascii")
@@ -167,7 +211,9 @@ def _read_prefix(payload: bytes, kind: int) -> tuple[int, str, int]:
     if not isinstance(payload, bytes | bytearray | memoryview):
         raise PayloadError("bad_type", "payload must be bytes")
     if len(payload) > MAX_PAYLOAD_BYTES:
-        raise PayloadError("too_large", f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}")
+        raise PayloadError(
+            "too_large", f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}"
+        )
     if len(payload) < _PREFIX.size:
         raise PayloadError("truncated", f"payload of {len(payload)} bytes is shorter than a header")
     version, got_kind, flags, id_len = _PREFIX.unpack_from(payload, 0)

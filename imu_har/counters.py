@@ -54,7 +54,9 @@ class CounterSet:
         """The counters as the status message carries them."""
         with self._lock:
             return Counters(
-                messages_in=self.messages_in, messages_out=self.messages_out,
-                rejected=dict(self._rejected), queue_depth=queue_depth,
+                messages_in=self.messages_in,
+                messages_out=self.messages_out,
+                rejected=dict(self._rejected),
+                queue_depth=queue_depth,
                 events=dict(self._named),
             )

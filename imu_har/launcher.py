@@ -33,8 +33,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"har up: private Mosquitto on {broker.host}:{broker.port}", flush=True)
     procs = {}
     for name in ("windower",):
-        proc = subprocess.Popen([sys.executable, "-m", "imu_har.cli", name], env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "imu_har.cli", name],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
         threading.Thread(target=_pump, args=(name, proc.stdout), daemon=True).start()
         procs[name] = proc
     stop = threading.Event()

@@ -18,12 +18,21 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from imu_har.settings import MqttSettings
 
 
-def connect(host: str = "127.0.0.1", port: int = 1883, client_id: str | None = None,
-            timeout: float = 10.0, protocol: MQTTProtocolVersion = MQTTProtocolVersion.MQTTv5,
-            username: str | None = None, password: str | None = None) -> mqtt.Client:
+def connect(
+    host: str = "127.0.0.1",
+    port: int = 1883,
+    client_id: str | None = None,
+    timeout: float = 10.0,
+    protocol: MQTTProtocolVersion = MQTTProtocolVersion.MQTTv5,
+    username: str | None = None,
+    password: str | None = None,
+) -> mqtt.Client:
     """A connected client with its network loop running; raises if it cannot connect."""
-    client = mqtt.Client(CallbackAPIVersion.VERSION2,
-                         client_id=client_id or f"tool-{uuid.uuid4().hex[:8]}", protocol=protocol)
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=client_id or f"tool-{uuid.uuid4().hex[:8]}",
+        protocol=protocol,
+    )
     if username:
         client.username_pw_set(username, password)
     ready = threading.Event()
@@ -38,8 +47,13 @@ def connect(host: str = "127.0.0.1", port: int = 1883, client_id: str | None = N
 
 def connect_settings(settings: MqttSettings, client_id: str | None = None) -> mqtt.Client:
     """:func:`connect` with a service's broker settings."""
-    return connect(settings.mqtt_host, settings.mqtt_port, client_id,
-                   username=settings.mqtt_username, password=settings.mqtt_password)
+    return connect(
+        settings.mqtt_host,
+        settings.mqtt_port,
+        client_id,
+        username=settings.mqtt_username,
+        password=settings.mqtt_password,
+    )
 
 
 class Collector:
@@ -62,9 +76,12 @@ class Collector:
             self.messages.append(msg)
             self._cond.notify_all()
 
-    def wait_for(self, count: int = 1, timeout: float = 10.0,
-                 predicate: Callable[[list[mqtt.MQTTMessage]], bool] | None = None,
-                 ) -> list[mqtt.MQTTMessage]:
+    def wait_for(
+        self,
+        count: int = 1,
+        timeout: float = 10.0,
+        predicate: Callable[[list[mqtt.MQTTMessage]], bool] | None = None,
+    ) -> list[mqtt.MQTTMessage]:
         """Wait until ``count`` messages (or ``predicate``) hold; return a copy either way."""
         check = predicate or (lambda msgs: len(msgs) >= count)
         deadline = time.monotonic() + timeout

@@ -23,8 +23,8 @@ from typing import Any, Protocol
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
-from paho.mqtt.properties import Properties
 from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from imu_har import __version__, topics
 from imu_har.counters import CounterSet
@@ -70,9 +70,16 @@ class ServiceRuntime:
     """One service's MQTT connection, status and main loop."""
 
     def __init__(
-        self, name: str, settings: MqttSettings, *, manual_ack: bool = False,
-        clean_start: bool = True, session_expiry: int | None = None,
-        max_batch: int = 1, batch_wait: float = 0.0, tick_interval: float = 0.25,
+        self,
+        name: str,
+        settings: MqttSettings,
+        *,
+        manual_ack: bool = False,
+        clean_start: bool = True,
+        session_expiry: int | None = None,
+        max_batch: int = 1,
+        batch_wait: float = 0.0,
+        tick_interval: float = 0.25,
     ) -> None:
         self.name = name
         self.settings = settings
@@ -97,8 +104,10 @@ class ServiceRuntime:
     def _make_client(self, manual_ack: bool) -> mqtt.Client:
         s = self.settings
         client = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=self.client_id,
-            protocol=MQTTProtocolVersion.MQTTv5, manual_ack=manual_ack,
+            CallbackAPIVersion.VERSION2,
+            client_id=self.client_id,
+            protocol=MQTTProtocolVersion.MQTTv5,
+            manual_ack=manual_ack,
         )
         if s.mqtt_username:
             client.username_pw_set(s.mqtt_username, s.mqtt_password)
@@ -124,8 +133,11 @@ class ServiceRuntime:
             props = Properties(PacketTypes.CONNECT)
             props.SessionExpiryInterval = self._session_expiry
         self.client.connect_async(
-            self.settings.mqtt_host, self.settings.mqtt_port, self.settings.mqtt_keepalive,
-            clean_start=self._clean_start, properties=props,
+            self.settings.mqtt_host,
+            self.settings.mqtt_port,
+            self.settings.mqtt_keepalive,
+            clean_start=self._clean_start,
+            properties=props,
         )
         self.client.loop_start()
 
@@ -133,8 +145,9 @@ class ServiceRuntime:
         if reason.is_failure:
             self.error(f"broker refused connection: {reason}")
             return
-        logger.info("%s connected to %s:%s", self.name, self.settings.mqtt_host,
-                    self.settings.mqtt_port)
+        logger.info(
+            "%s connected to %s:%s", self.name, self.settings.mqtt_host, self.settings.mqtt_port
+        )
         subs = self._handler.subscriptions() if self._handler else []
         if subs:
             client.subscribe(subs)
@@ -154,20 +167,34 @@ class ServiceRuntime:
         def ack(mid: int = msg.mid, qos: int = msg.qos) -> None:
             client.ack(mid, qos)
 
-        self._queue.put(Inbound(
-            msg.topic, msg.payload, msg.qos, bool(msg.retain),
-            getattr(msg, "properties", None), time.time(), ack,
-        ))
+        self._queue.put(
+            Inbound(
+                msg.topic,
+                msg.payload,
+                msg.qos,
+                bool(msg.retain),
+                getattr(msg, "properties", None),
+                time.time(),
+                ack,
+            )
+        )
 
     # -- publishing ------------------------------------------------------------------
-    def publish(self, topic: str, payload: bytes, qos: int = 0, retain: bool = False,
-                properties: Properties | None = None) -> mqtt.MQTTMessageInfo:
+    def publish(
+        self,
+        topic: str,
+        payload: bytes,
+        qos: int = 0,
+        retain: bool = False,
+        properties: Properties | None = None,
+    ) -> mqtt.MQTTMessageInfo:
         """Publish (thread-safe); counted as ``messages_out``."""
         self.counters.messages_out += 1
         return self.client.publish(topic, payload, qos=qos, retain=retain, properties=properties)
 
-    def publish_message(self, message: Message, qos: int = 0, retain: bool = False,
-                        **topic_values: str) -> mqtt.MQTTMessageInfo:
+    def publish_message(
+        self, message: Message, qos: int = 0, retain: bool = False, **topic_values: str
+    ) -> mqtt.MQTTMessageInfo:
         """Publish a JSON message on its own topic template."""
         assert message.TOPIC is not None, f"{type(message).__name__} has no topic"
         topic = message.TOPIC.format(self.root, **topic_values)
@@ -199,9 +226,13 @@ class ServiceRuntime:
     def _status(self, state: str) -> ServiceStatus:
         details = self._handler.details() if (self._handler and state == "online") else {}
         return ServiceStatus(
-            service=self.name, instance=self.client_id, state=state,  # type: ignore[arg-type]
-            version=__version__, started_at=self.started_at,
-            counters=self.counters.snapshot(self._queue.qsize()), errors=list(self._errors),
+            service=self.name,
+            instance=self.client_id,
+            state=state,  # type: ignore[arg-type]
+            version=__version__,
+            started_at=self.started_at,
+            counters=self.counters.snapshot(self._queue.qsize()),
+            errors=list(self._errors),
             details=details,
         )
 
@@ -210,8 +241,9 @@ class ServiceRuntime:
         now = time.monotonic()
         if force or now - self._last_status >= self.settings.status_interval:
             self._last_status = now
-            self.client.publish(self.status_topic, self._status("online").to_payload(),
-                                qos=1, retain=True)
+            self.client.publish(
+                self.status_topic, self._status("online").to_payload(), qos=1, retain=True
+            )
 
     # -- main loop -------------------------------------------------------------------
     def run(self, handler: Handler) -> int:
@@ -289,8 +321,9 @@ class ServiceRuntime:
         if handler is not None:
             self._safely(handler.close)
         if self.connected.is_set():
-            info = self.client.publish(self.status_topic, self._status("offline").to_payload(),
-                                       qos=1, retain=True)
+            info = self.client.publish(
+                self.status_topic, self._status("offline").to_payload(), qos=1, retain=True
+            )
             try:
                 info.wait_for_publish(timeout=2.0)
             except (RuntimeError, ValueError):

@@ -69,10 +69,13 @@ class MqttSettings(BaseModel):
         return value
 
 
-def build_parser(model: type[BaseModel], prog: str, description: str = "") -> argparse.ArgumentParser:
+def build_parser(
+    model: type[BaseModel], prog: str, description: str = ""
+) -> argparse.ArgumentParser:
     """An argparse parser with one flag per field of ``model`` (all defaults ``None``)."""
     parser = argparse.ArgumentParser(
-        prog=prog, description=description,
+        prog=prog,
+        description=description,
         epilog=f"Every flag can also be set as {ENV_PREFIX}<FLAG_NAME> in the environment.",
     )
     parser.add_argument("--config", type=Path, help="TOML or JSON file with settings")
@@ -80,17 +83,26 @@ def build_parser(model: type[BaseModel], prog: str, description: str = "") -> ar
         flag = "--" + name.replace("_", "-")
         help_text = (field.description or "") + f" (default: {field.default!r})"
         if _is_bool(field.annotation):
-            parser.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction,
-                                default=None, help=help_text)
+            parser.add_argument(
+                flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=help_text
+            )
         else:
-            parser.add_argument(flag, dest=name, default=None, help=help_text,
-                                nargs="+" if _is_list(field.annotation) else None)
+            parser.add_argument(
+                flag,
+                dest=name,
+                default=None,
+                help=help_text,
+                nargs="+" if _is_list(field.annotation) else None,
+            )
     return parser
 
 
 def load_settings(
-    model: type[S], argv: Sequence[str] | None = None, prog: str = "har",
-    description: str = "", env: Mapping[str, str] | None = None,
+    model: type[S],
+    argv: Sequence[str] | None = None,
+    prog: str = "har",
+    description: str = "",
+    env: Mapping[str, str] | None = None,
 ) -> S:
     """Parse flags/env/file into ``model``; exit(2) with a readable message if invalid."""
     parser = build_parser(model, prog, description)
@@ -106,7 +118,9 @@ def load_settings(
         lines = [f"{prog}: invalid settings:"]
         for err in exc.errors():
             field = ".".join(str(p) for p in err["loc"]) or "settings"
-            lines.append(f"  --{field.replace('_', '-')} / {ENV_PREFIX}{field.upper()}: {err['msg']}")
+            lines.append(
+                f"  --{field.replace('_', '-')} / {ENV_PREFIX}{field.upper()}: {err['msg']}"
+            )
         print("\n".join(lines), file=sys.stderr)
         raise SystemExit(2) from None
 

@@ -15,6 +15,7 @@ a (re)start, grid point k lies at ``origin + k / rate``.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -105,13 +106,11 @@ class DeviceWindower:
         """Split at gaps; yield (times, values, sources, starts_new_segment)."""
         if len(times) == 0:
             return
-        prev = np.concatenate(([self._prev_t if self._prev_t is not None else -np.inf], times[:-1]))
-        breaks = np.flatnonzero(times - prev > self.spec.max_gap)
-        bounds = [0, *breaks.tolist(), len(times)]
-        for a, b in zip(bounds[:-1], bounds[1:], strict=True):
-            if a < b:
-                yield times[a:b], values[a:b], src[a:b], a in breaks or (a == 0 and bool(
-                    times[0] - prev[0] > self.spec.max_gap))
+        prev = np.concatenate(([-np.inf if self._prev_t is None else self._prev_t], times[:-1]))
+        starts = np.flatnonzero(times - prev > self.spec.max_gap).tolist()
+        bounds = sorted({0, *starts, len(times)})
+        for a, b in itertools.pairwise(bounds):
+            yield times[a:b], values[a:b], src[a:b], a in starts
 
     def _restart(self, t0: float) -> None:
         self._origin, self._k_next = t0, 0
@@ -155,11 +154,15 @@ class DeviceWindower:
             if end_k < length - 1 or (end_k - (length - 1)) % hop:
                 continue
             lo = end_k - length + 1 - buf_k0
-            windows.append(CutWindow(
-                seq=self.seq, start=self._origin + (end_k - length + 1) * self.dt,
-                end=self._origin + end_k * self.dt,
-                samples=buf[lo : lo + length].copy(), sources=buf_src[lo : lo + length].copy(),
-            ))
+            windows.append(
+                CutWindow(
+                    seq=self.seq,
+                    start=self._origin + (end_k - length + 1) * self.dt,
+                    end=self._origin + end_k * self.dt,
+                    samples=buf[lo : lo + length].copy(),
+                    sources=buf_src[lo : lo + length].copy(),
+                )
+            )
             self.seq += 1
         keep = max(0, len(buf) - (length - 1))
         self._tail, self._tail_src = buf[keep:], buf_src[keep:]

@@ -48,7 +48,9 @@ class WindowerService:
         self.root = settings.topic_root
         self.core = Windower(
             WindowSpec(settings.length, settings.hop, settings.rate, settings.max_gap),
-            tuple(settings.channels), settings.idle_timeout, settings.max_devices,
+            tuple(settings.channels),
+            settings.idle_timeout,
+            settings.max_devices,
         )
         self.model: str | None = None
         self._spec_topic = topics.MODEL_SPEC.format(self.root)
@@ -90,8 +92,13 @@ class WindowerService:
             tuple(spec.channels),
         )
         self.model = f"{spec.name}@{spec.version[:12]}"
-        logger.info("windows follow model %s: length %d hop %d rate %g Hz",
-                    self.model, spec.window, spec.hop, spec.rate)
+        logger.info(
+            "windows follow model %s: length %d hop %d rate %g Hz",
+            self.model,
+            spec.window,
+            spec.hop,
+            spec.rate,
+        )
 
     def tick(self, now: float) -> None:
         self.core.evict_idle(now)
@@ -99,8 +106,12 @@ class WindowerService:
     def details(self) -> dict[str, Any]:
         spec = self.core.spec
         return {
-            "devices": self.core.devices, "length": spec.length, "hop": spec.hop,
-            "rate": spec.rate, "channels": list(self.core.channels), "model": self.model,
+            "devices": self.core.devices,
+            "length": spec.length,
+            "hop": spec.hop,
+            "rate": spec.rate,
+            "channels": list(self.core.channels),
+            "model": self.model,
             "counts": dict(self.core.counts),
         }
 
@@ -110,8 +121,12 @@ class WindowerService:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``har windower``."""
-    settings = load_settings(WindowerSettings, argv, prog="har windower",
-                             description="Cut raw IMU frames into sliding windows.")
+    settings = load_settings(
+        WindowerSettings,
+        argv,
+        prog="har windower",
+        description="Cut raw IMU frames into sliding windows.",
+    )
     configure_logging(settings.log_level, "windower")
     runtime = ServiceRuntime("windower", settings, max_batch=256)
     return runtime.run(WindowerService(settings, runtime))

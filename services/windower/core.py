@@ -71,9 +71,17 @@ class Windower:
         state.source_time = max(state.source_time, frame.receive_time)
         units = tuple(frame.units[i] for i in columns)
         return [
-            Window(device=frame.device, seq=w.seq, start=w.start, end=w.end, rate=self.spec.rate,
-                   samples=w.samples, source_time=state.source_time, channels=self.channels,
-                   units=units)
+            Window(
+                device=frame.device,
+                seq=w.seq,
+                start=w.start,
+                end=w.end,
+                rate=self.spec.rate,
+                samples=w.samples,
+                source_time=state.source_time,
+                channels=self.channels,
+                units=units,
+            )
             for w in result.windows
         ]
 
@@ -98,7 +106,9 @@ class Windower:
         state = self._devices.get(device)
         if state is None:
             if len(self._devices) >= self.max_devices:
-                raise PayloadError("too_many_devices", f"already tracking {self.max_devices} devices")
+                raise PayloadError(
+                    "too_many_devices", f"already tracking {self.max_devices} devices"
+                )
             state = _DeviceState(DeviceWindower(self.spec, len(self.channels)))
             self._devices[device] = state
         return state
