@@ -117,8 +117,7 @@ def encode_window(window: Window) -> bytes:
     """Encode a :class:`Window`; raises :class:`PayloadError` if it is not valid."""
     samples = _check_samples(window.samples, len(window.channels), MAX_WINDOW_SAMPLES)
     _check_layout(window.channels, window.units)
-    for name in ("start", "end", "source_time"):
-        _check_time(name, getattr(window, name))
+    _check_window_times(window.start, window.end, window.source_time)
     _check_rate(window.rate)
     head = _WINDOW_HEAD.pack(
         window.seq & 0xFFFFFFFF,
@@ -163,10 +162,7 @@ def decode_window(payload: bytes) -> Window:
     _check_counts(n_ch, n, MAX_WINDOW_SAMPLES)
     channels, units, offset = _read_layout(payload, offset + _WINDOW_HEAD.size, flags, n_ch)
     samples = _read_samples(payload, offset, n, n_ch)
-    for name, value in (("start", start), ("end", end), ("source_time", source_time)):
-        _check_time(name, value)
-    if end < start:
-        raise PayloadError("bad_time", "window end is before its start")
+    _check_window_times(start, end, source_time)
     _check_rate(rate)
     return Window(
         device=device,
@@ -300,6 +296,13 @@ def _check_layout(channels: tuple[str, ...], units: tuple[str, ...]) -> None:
 def _check_time(name: str, value: float) -> None:
     if not math.isfinite(value) or value < 0:
         raise PayloadError("bad_time", f"{name} {value!r} is not a finite, non-negative time")
+
+
+def _check_window_times(start: float, end: float, source_time: float) -> None:
+    for name, value in (("start", start), ("end", end), ("source_time", source_time)):
+        _check_time(name, value)
+    if end < start:
+        raise PayloadError("bad_time", "window end is before its start")
 
 
 def _check_rate(rate: float) -> None:

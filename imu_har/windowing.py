@@ -61,7 +61,6 @@ class DeviceWindower:
     def __init__(self, spec: WindowSpec, n_channels: int) -> None:
         self.spec = spec
         self.n_channels = n_channels
-        self.dt = 1.0 / spec.rate
         self.seq = 0  # next window sequence number
         self._raw_count = 0  # raw samples accepted so far (source index base)
         self._prev_t: float | None = None
@@ -130,7 +129,7 @@ class DeviceWindower:
             s_ext = np.concatenate(([self._prev_src], seg_s))
         k_end = int(np.floor((t_ext[-1] - self._origin) * self.spec.rate + 1e-9))
         ks = np.arange(self._k_next, k_end + 1)
-        grid_t = self._origin + ks * self.dt
+        grid_t = self._origin + ks / self.spec.rate  # k / rate is exact where k * dt is not
         grid_t = grid_t[grid_t <= t_ext[-1]]
         self._k_next += len(grid_t)
         if len(t_ext) == 1:
@@ -157,8 +156,8 @@ class DeviceWindower:
             windows.append(
                 CutWindow(
                     seq=self.seq,
-                    start=self._origin + (end_k - length + 1) * self.dt,
-                    end=self._origin + end_k * self.dt,
+                    start=self._origin + (end_k - length + 1) / self.spec.rate,
+                    end=self._origin + end_k / self.spec.rate,
                     samples=buf[lo : lo + length].copy(),
                     sources=buf_src[lo : lo + length].copy(),
                 )
