@@ -1,55 +1,346 @@
-"""``har up``: start the system locally as supervised processes.
+"""``har up``: start the whole system locally as supervised child processes.
 
-Starts a private Mosquitto when no broker is configured, then each service as a
-child process with prefixed logs; stops everything on Ctrl-C.
+Starts a private Mosquitto when no broker is configured (no ``--mqtt-host`` and
+no ``HAR_MQTT_HOST``), then gateway, windower, classifier, recorder and
+dashboard. Each child's output is prefixed with its name; a service counts as
+online when it publishes its retained ``<root>/service/<name>/status`` with
+``state=online`` (the dashboard: when its HTTP health endpoint answers). A
+crashed service is restarted with exponential backoff (:mod:`imu_har.supervisor`);
+Ctrl-C or SIGTERM stops everything: SIGTERM to each child's process group, a
+grace period, SIGKILL, then the broker.
 """
 
 from __future__ import annotations
 
+import argparse
+import importlib.util
+import json
 import os
+import queue
+import shlex
 import signal
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
-from imu_har.broker import MosquittoBroker
+from imu_har.broker import MosquittoBroker, free_port
+from imu_har.supervisor import RestartPolicy, State, Supervisor
+
+SERVICES = ("gateway", "windower", "classifier", "recorder", "dashboard")
+# Names a service may use on its status topic besides its subcommand name.
+STATUS_ALIASES = {"ble_gateway": "gateway", "ble-gateway": "gateway"}
+DEFAULT_MODEL = Path("models") / "default"
+# Run in the child before exec: die with the launcher even if it is SIGKILLed (Linux).
+_CHILD_SHIM = (
+    "import ctypes, os, signal, sys\n"
+    "try: ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)\n"
+    "except Exception: pass\n"
+    "if os.getppid() == 1: sys.exit(1)\n"
+    "os.execv(sys.executable, [sys.executable, '-m', 'imu_har.cli', *sys.argv[1:]])\n"
+)
+_out_lock = threading.Lock()
 
 
-def _pump(name: str, stream) -> None:  # type: ignore[no-untyped-def]
-    for line in iter(stream.readline, b""):
-        sys.stdout.write(f"{name:>10} | {line.decode(errors='replace')}")
+def say(name: str, text: str) -> None:
+    """Print one line prefixed with ``name |`` (thread-safe)."""
+    with _out_lock:
+        sys.stdout.write(f"{name:<10} | {text.rstrip()}\n")
         sys.stdout.flush()
+
+
+@dataclass
+class ServiceSpec:
+    """How to run one service: its ``har`` arguments and how to see it online."""
+
+    name: str
+    args: list[str]
+    health_url: str | None = None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``har up`` command line."""
+    p = argparse.ArgumentParser(
+        prog="har up",
+        description="Start broker (if none configured) and every service, supervised.",
+        epilog="Broker settings come from HAR_MQTT_* in the environment, as for every service.",
+    )
+    p.add_argument("--devices", type=int, default=3, help="simulated wearables (default 3)")
+    p.add_argument("--source", choices=("sim", "ble"), default="sim", help="gateway source")
+    p.add_argument("--model", type=Path, help=f"classifier model dir (default {DEFAULT_MODEL})")
+    p.add_argument("--data-dir", type=Path, default=Path("data"), help="recordings (./data)")
+    p.add_argument("--dashboard-port", type=int, default=8501, help="dashboard HTTP port")
+    p.add_argument("--dashboard-address", default="127.0.0.1", help="0.0.0.0 for the network")
+    p.add_argument("--mqtt-host", help="use this broker instead of a private Mosquitto")
+    p.add_argument("--mqtt-port", type=int, help="broker port (private broker: a free port)")
+    for name in SERVICES:
+        p.add_argument(f"--no-{name}", action="store_true", help=f"do not start the {name}")
+        p.add_argument(f"--{name}-args", default="", metavar="ARGS", help=f"extra {name} flags")
+    p.add_argument("--status-file", type=Path, help="keep a JSON file of service states/PIDs")
+    p.add_argument("--startup-timeout", type=float, default=90.0, help="warn after (s)")
+    p.add_argument("--stop-timeout", type=float, default=10.0, help="SIGKILL after (s)")
+    p.add_argument("--restart-delay", type=float, default=1.0, help="first restart backoff (s)")
+    p.add_argument("--max-restart-delay", type=float, default=30.0, help="longest backoff (s)")
+    return p
+
+
+def resolve_model(given: Path | None) -> Path | None:
+    """The model directory to serve: ``given``, else models/default here or in the repo."""
+    if given is not None:
+        return given
+    for base in (Path.cwd(), Path(__file__).resolve().parents[1]):
+        if (base / DEFAULT_MODEL / "spec.json").is_file():
+            return base / DEFAULT_MODEL
+    return None
+
+
+def plan(args: argparse.Namespace, model: Path | None) -> list[ServiceSpec]:
+    """The services to run, in start order, with their ``har`` arguments."""
+    specs = []
+    if not args.no_gateway:
+        gateway = ["--source", args.source]
+        gateway += ["--devices", str(args.devices)] if args.source == "sim" else []
+        specs.append(ServiceSpec("gateway", gateway))
+    if not args.no_windower:
+        specs.append(ServiceSpec("windower", []))
+    if not args.no_classifier and model is not None:
+        specs.append(ServiceSpec("classifier", ["--model", str(model)]))
+    if not args.no_recorder:
+        specs.append(ServiceSpec("recorder", ["--data-dir", str(args.data_dir)]))
+    if not args.no_dashboard:
+        port, address = args.dashboard_port, args.dashboard_address
+        dash = ["--port", str(port), "--address", address, "--data-dir", str(args.data_dir)]
+        host = "127.0.0.1" if address in {"0.0.0.0", "::"} else address
+        specs.append(ServiceSpec("dashboard", dash, f"http://{host}:{port}/_stcore/health"))
+    for spec in specs:
+        spec.args += shlex.split(getattr(args, f"{spec.name}_args"))
+    return specs
+
+
+class StatusWatcher:
+    """Subscribes to every service status; queues ``(name, started_at)`` of online reports."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        from imu_har.messages import ServiceStatus
+        from imu_har.mqtt_tools import connect_settings
+        from imu_har.settings import MqttSettings, load_settings
+
+        settings = load_settings(MqttSettings, [], prog="har up", env=env)
+        self.online: queue.SimpleQueue[tuple[str, float]] = queue.SimpleQueue()
+        self._parse = ServiceStatus.from_payload
+        self.client = connect_settings(settings, client_id=f"har-up-{os.getpid()}")
+        self.client.on_message = self._on_message
+        self.client.subscribe(f"{settings.topic_root}/service/+/status", qos=1)
+
+    def _on_message(self, _c: object, _u: object, msg: object) -> None:
+        try:
+            status = self._parse(msg.payload)  # type: ignore[attr-defined]
+        except Exception:  # a foreign or broken status is not ours to judge
+            return
+        if status.state == "online":
+            self.online.put((STATUS_ALIASES.get(status.service, status.service), status.started_at))
+
+    def close(self) -> None:
+        """Disconnect."""
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+class Launcher:
+    """Runs the planned services under a :class:`Supervisor` until stopped."""
+
+    def __init__(self, specs: list[ServiceSpec], args: argparse.Namespace) -> None:
+        self.specs = {s.name: s for s in specs}
+        self.args = args
+        policy = RestartPolicy(args.restart_delay, 2.0, max(args.max_restart_delay, 0.1))
+        self.sup = Supervisor([s.name for s in specs], policy)
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.stop_event = threading.Event()
+        self.broker: MosquittoBroker | None = None
+        self.env = dict(os.environ, PYTHONUNBUFFERED="1")
+
+    def start_broker(self) -> None:
+        """Use the configured broker, or start a private Mosquitto."""
+        a = self.args
+        if a.mqtt_host or self.env.get("HAR_MQTT_HOST"):
+            self.env["HAR_MQTT_HOST"] = a.mqtt_host or self.env["HAR_MQTT_HOST"]
+            if a.mqtt_port:
+                self.env["HAR_MQTT_PORT"] = str(a.mqtt_port)
+            say("up", f"broker {self.env['HAR_MQTT_HOST']}:{self.env.get('HAR_MQTT_PORT', 1883)}")
+            return
+        self.broker = MosquittoBroker(port=a.mqtt_port or free_port()).start()
+        self.env.update(HAR_MQTT_HOST=self.broker.host, HAR_MQTT_PORT=str(self.broker.port))
+        say("up", f"private Mosquitto on {self.broker.host}:{self.broker.port}")
+
+    def spawn(self, name: str) -> None:
+        """Start (or restart) one service in its own process group."""
+        self.sup.restarting(name)
+        cmd = [sys.executable, "-c", _CHILD_SHIM, name, *self.specs[name].args]
+        proc = subprocess.Popen(
+            cmd, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+        self.procs[name] = proc
+        self.sup.started(name, proc.pid, time.time())
+        restarts = self.sup[name].restarts
+        command = shlex.join(["har", name, *self.specs[name].args])
+        say("up", f"started {name} (pid {proc.pid}, restarts {restarts}): {command}")
+        threading.Thread(target=self._pump, args=(name, proc), daemon=True).start()
+
+    @staticmethod
+    def _pump(name: str, proc: subprocess.Popen[bytes]) -> None:
+        assert proc.stdout is not None
+        for line in iter(proc.stdout.readline, b""):
+            say(name, line.decode(errors="replace"))
+
+    def reap(self, now: float) -> None:
+        """Notice exited children; schedule their restart."""
+        for name, proc in list(self.procs.items()):
+            code = proc.poll()
+            if code is None:
+                continue
+            del self.procs[name]
+            _killpg(proc.pid, signal.SIGKILL)  # leftovers of its process group
+            delay = self.sup.exited(name, code, now)
+            if delay is not None:
+                say("up", f"{name} exited with code {code}; restart in {delay:.1f} s")
+            elif self.sup[name].state is State.FAILED:
+                say("up", f"{name} exited with code {code}; giving up")
+
+    def check_online(self, watcher: StatusWatcher, now: float) -> None:
+        """Mark services online from status reports and dashboard health checks."""
+        while not watcher.online.empty():
+            name, started_at = watcher.online.get()
+            if name in self.specs and self.sup.online(name, now, started_at):
+                self._announce(name)
+        for name in self.sup.waiting_for():
+            url = self.specs[name].health_url
+            if url and _http_ok(url) and self.sup.online(name, now):
+                self._announce(name)
+
+    def _announce(self, name: str) -> None:
+        svc = self.sup[name]
+        say("up", f"{name} online (pid {svc.pid}, restarts {svc.restarts})")
+        if name == "dashboard":
+            port, address = self.args.dashboard_port, self.args.dashboard_address
+            host = "localhost" if address in {"0.0.0.0", "::", "127.0.0.1"} else address
+            say("up", f"dashboard: http://{host}:{port}")
+        if self.sup.all_online():
+            say("up", f"all {len(self.specs)} services online; Ctrl-C stops everything")
+
+    def write_status(self) -> None:
+        """Rewrite the status file atomically (when asked for one)."""
+        path: Path | None = self.args.status_file
+        if path is None:
+            return
+        broker = f"{self.env.get('HAR_MQTT_HOST')}:{self.env.get('HAR_MQTT_PORT', 1883)}"
+        data = {"pid": os.getpid(), "broker": broker, "services": self.sup.snapshot()}
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(data, indent=2))
+        tmp.replace(path)
+
+    def run(self) -> int:
+        """Start everything, supervise until a signal, stop everything."""
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: self.stop_event.set())
+        self.start_broker()
+        watcher = StatusWatcher(self.env)
+        deadline, warned = time.monotonic() + self.args.startup_timeout, False
+        try:
+            while not self.stop_event.is_set():
+                now = time.time()
+                self.reap(now)
+                for name in self.sup.due(now):
+                    self.spawn(name)
+                self.check_online(watcher, now)
+                if not warned and time.monotonic() > deadline and self.sup.waiting_for():
+                    warned = True
+                    say("up", f"still not online: {', '.join(self.sup.waiting_for())}")
+                self._keep_broker()
+                self.write_status()
+                self.stop_event.wait(0.2)
+        finally:
+            self.shutdown(watcher)
+        return 0
+
+    def _keep_broker(self) -> None:
+        proc = self.broker.process if self.broker else None
+        if self.broker and proc is not None and proc.poll() is not None:
+            say("up", "private Mosquitto died; restarting it")
+            self.broker.start()
+
+    def shutdown(self, watcher: StatusWatcher | None = None) -> None:
+        """SIGTERM every child group, wait, SIGKILL the rest, stop the broker."""
+        signal.signal(signal.SIGINT, lambda *_: self._kill_all())  # a second Ctrl-C: now
+        self.sup.stop_all()
+        say("up", f"stopping {', '.join(self.procs) or 'nothing'}")
+        for proc in self.procs.values():
+            _killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + self.args.stop_timeout
+        for name, proc in self.procs.items():
+            try:
+                proc.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                say("up", f"{name} did not stop in {self.args.stop_timeout:g} s; killing it")
+            _killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        self.reap(time.time())
+        if watcher is not None:
+            watcher.close()
+        if self.broker is not None:
+            self.broker.cleanup()
+        self.write_status()
+        say("up", "stopped")
+
+    def _kill_all(self) -> None:
+        for proc in self.procs.values():
+            _killpg(proc.pid, signal.SIGKILL)
+
+
+def _killpg(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1.0) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+def _available(name: str) -> bool:
+    from imu_har.cli import COMMANDS
+
+    module = COMMANDS[name][0]
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        found = False
+    if not found:
+        say("up", f"{name} not started: {module} is not installed in this checkout")
+    return found
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``har up``."""
-    broker = None
-    env = dict(os.environ)
-    if not env.get("HAR_MQTT_HOST"):
-        broker = MosquittoBroker(port=int(env.get("HAR_MQTT_PORT", "0")) or None).start()
-        env.update(HAR_MQTT_HOST=broker.host, HAR_MQTT_PORT=str(broker.port))
-        print(f"har up: private Mosquitto on {broker.host}:{broker.port}", flush=True)
-    procs = {}
-    for name in ("windower",):
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "imu_har.cli", name],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-        )
-        threading.Thread(target=_pump, args=(name, proc.stdout), daemon=True).start()
-        procs[name] = proc
-    stop = threading.Event()
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    while not stop.is_set():
-        time.sleep(0.5)
-    for proc in procs.values():
-        proc.terminate()
-    for proc in procs.values():
-        proc.wait(timeout=15)
-    if broker is not None:
-        broker.cleanup()
-    return 0
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.devices < 1:
+        parser.error("--devices must be at least 1")
+    model = resolve_model(args.model)
+    if args.model is not None and not (model and (model / "spec.json").is_file()):
+        parser.error(f"--model {args.model}: no model artifact there (spec.json missing)")
+    if model is None and not args.no_classifier:
+        say("up", f"no model at {DEFAULT_MODEL}: classifier not started (make model builds one)")
+    specs = [s for s in plan(args, model) if _available(s.name)]
+    if not specs:
+        parser.error("every service is disabled")
+    return Launcher(specs, args).run()
