@@ -78,7 +78,7 @@ class WindowerService:
         frame = decode_frame(message.payload)
         if frame.device != values["device"]:
             raise PayloadError("device_mismatch", f"payload device {frame.device!r} on its topic")
-        for window in self.core.push(frame):
+        for window in self.core.push(frame, now=message.received_at):
             self.runtime.publish(
                 topics.WINDOW.format(self.root, device=window.device), encode_window(window)
             )

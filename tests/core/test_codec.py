@@ -23,8 +23,10 @@ from imu_har.codec import (
 from imu_har.errors import PayloadError
 
 device_ids = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.:\-]{0,20}", fullmatch=True).filter(
-    lambda s: ".." not in s and s.lower() not in {"service", "recorder", "classifier", "model",
-                                                  "windower", "gateway"}
+    lambda s: (
+        ".." not in s
+        and s.lower() not in {"service", "recorder", "classifier", "model", "windower", "gateway"}
+    )
 )
 finite = st.floats(-1e6, 1e6, allow_nan=False, width=32)
 times = st.floats(0, 4e9, allow_nan=False)
@@ -43,9 +45,13 @@ def frames(draw: st.DrawFn) -> Frame:
     samples = draw(hnp.arrays(np.float32, (n, n_ch), elements=finite))
     kwargs = {} if units is None else {"channels": channels, "units": units}
     return Frame(
-        device=draw(device_ids), seq=draw(st.integers(0, 2**32 - 1)), receive_time=draw(times),
-        rate=draw(st.floats(0.125, 10_000, width=32)), samples=samples,
-        device_time=draw(st.none() | times), **kwargs,
+        device=draw(device_ids),
+        seq=draw(st.integers(0, 2**32 - 1)),
+        receive_time=draw(times),
+        rate=draw(st.floats(0.125, 10_000, width=32)),
+        samples=samples,
+        device_time=draw(st.none() | times),
+        **kwargs,
     )
 
 
@@ -64,18 +70,37 @@ def test_frame_round_trip(frame: Frame) -> None:
 @settings(max_examples=80, deadline=None)
 def test_window_round_trip(device: str, seq: int, start: float, n: int, n_ch: int) -> None:
     samples = np.random.default_rng(seq % 1000).normal(size=(n, n_ch)).astype(np.float32)
-    window = Window(device, seq, start, start + n / 50, 50.0, samples, source_time=start,
-                    channels=tuple(f"c{i}" for i in range(n_ch)), units=("g",) * n_ch)
+    window = Window(
+        device,
+        seq,
+        start,
+        start + n / 50,
+        50.0,
+        samples,
+        source_time=start,
+        channels=tuple(f"c{i}" for i in range(n_ch)),
+        units=("g",) * n_ch,
+    )
     decoded = decode_window(encode_window(window))
     assert (decoded.device, decoded.seq, decoded.start, decoded.end) == (
-        device, seq, window.start, window.end)
+        device,
+        seq,
+        window.start,
+        window.end,
+    )
     np.testing.assert_array_equal(decoded.samples, samples)
     assert decoded.channels == window.channels
 
 
 def _frame(**overrides: object) -> Frame:
-    values: dict[str, object] = dict(device="dev-1", seq=1, receive_time=1.7e9, rate=50.0,
-                                     samples=np.ones((5, 9), np.float32), device_time=2.0)
+    values: dict[str, object] = dict(
+        device="dev-1",
+        seq=1,
+        receive_time=1.7e9,
+        rate=50.0,
+        samples=np.ones((5, 9), np.float32),
+        device_time=2.0,
+    )
     values.update(overrides)
     return Frame(**values)  # type: ignore[arg-type]
 
@@ -131,8 +156,9 @@ def test_rejects_huge_payload() -> None:
     assert MAX_PAYLOAD_BYTES < 10 * 1024 * 1024
 
 
-@pytest.mark.parametrize("device", ["a/b", "+", "#", "..", "a..b", "", "x" * 65, "dev\n1",
-                                    "service", "../etc"])
+@pytest.mark.parametrize(
+    "device", ["a/b", "+", "#", "..", "a..b", "", "x" * 65, "dev\n1", "service", "../etc"]
+)
 def test_rejects_hostile_device_ids(device: str) -> None:
     raw = device.encode()
     payload = bytes([1, ord("F"), 0x03, len(raw)]) + raw + encode_frame(_frame())[4 + 5 :]
@@ -148,8 +174,9 @@ def test_rejects_bad_times_and_rates() -> None:
         encode_frame(_frame(receive_time=float("nan")))
     with pytest.raises(PayloadError, match="bad_time"):
         encode_window(Window("d", 0, 5.0, 4.0, 50.0, np.zeros((4, 9), np.float32)))
-    decoded = decode_window(encode_window(Window("d", 0, 4.0, 5.0, 50.0,
-                                                 np.zeros((4, 9), np.float32))))
+    decoded = decode_window(
+        encode_window(Window("d", 0, 4.0, 5.0, 50.0, np.zeros((4, 9), np.float32)))
+    )
     assert decoded.end == 5.0
 
 

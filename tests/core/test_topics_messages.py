@@ -25,8 +25,25 @@ def test_topic_templates_format_subscribe_and_parse() -> None:
     assert topics.SERVICE_STATUS.parse("har/service/windower/status") == {"service": "windower"}
 
 
-@pytest.mark.parametrize("bad", ["a/b", "a+b", "#", "..", "x..y", "", " ", "a b", "x" * 65,
-                                 "tab\t", "recorder", "Service", "../../etc/passwd", "ü"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "a/b",
+        "a+b",
+        "#",
+        "..",
+        "x..y",
+        "",
+        " ",
+        "a b",
+        "x" * 65,
+        "tab\t",
+        "recorder",
+        "Service",
+        "../../etc/passwd",
+        "ü",
+    ],
+)
 def test_device_ids_are_validated(bad: str) -> None:
     with pytest.raises(PayloadError):
         topics.validate_device_id(bad)
@@ -40,9 +57,19 @@ def test_reserved_names_do_not_parse_as_devices() -> None:
 
 
 def test_prediction_rejects_unknown_fields_and_bad_values() -> None:
-    good = dict(device="d1", window_seq=1, window_start=1.0, window_end=2.0, label="Squat",
-                confidence=0.9, probabilities={"Squat": 0.9, "Lunge": 0.1}, smoothed_label="Squat",
-                model="m", model_version="abc", latency_ms=0.5)
+    good = dict(
+        device="d1",
+        window_seq=1,
+        window_start=1.0,
+        window_end=2.0,
+        label="Squat",
+        confidence=0.9,
+        probabilities={"Squat": 0.9, "Lunge": 0.1},
+        smoothed_label="Squat",
+        model="m",
+        model_version="abc",
+        latency_ms=0.5,
+    )
     message = Prediction(**good)
     assert Prediction.from_payload(message.to_payload()) == message
     for patch in ({"extra": 1}, {"device": "d/1"}, {"confidence": 2.0}, {"window_seq": -1}):
@@ -59,16 +86,19 @@ def test_service_status_round_trip() -> None:
     assert ServiceStatus.from_payload(status.to_payload()).state == "offline"
 
 
-@pytest.mark.parametrize("payload", [
-    {"action": "start", "device": "d1", "label": "../etc"},
-    {"action": "start", "device": "d1", "label": "a/b"},
-    {"action": "start", "device": "+", "label": "Squat"},
-    {"action": "start", "device": "d1", "label": "Squat", "subject": "/abs"},
-    {"action": "stop"},
-    {"action": "stop", "device": "d1", "session": "s"},
-    {"action": "explode"},
-    {"action": "start", "device": "d1", "label": "Squat", "rogue": True},
-])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"action": "start", "device": "d1", "label": "../etc"},
+        {"action": "start", "device": "d1", "label": "a/b"},
+        {"action": "start", "device": "+", "label": "Squat"},
+        {"action": "start", "device": "d1", "label": "Squat", "subject": "/abs"},
+        {"action": "stop"},
+        {"action": "stop", "device": "d1", "session": "s"},
+        {"action": "explode"},
+        {"action": "start", "device": "d1", "label": "Squat", "rogue": True},
+    ],
+)
 def test_recorder_commands_refuse_hostile_input(payload: dict[str, object]) -> None:
     with pytest.raises(PayloadError, match="bad_command"):
         parse_recorder_command(json.dumps(payload).encode())
@@ -81,8 +111,16 @@ def test_recorder_command_size_limit() -> None:
 
 
 def test_model_spec_validation_and_loading(tmp_path: Path) -> None:
-    spec = dict(name="m", version="v1", labels=["a", "b"], channels=["x", "y"], window=20, hop=5,
-                rate=50.0, normalization={"mean": [0, 0], "std": [1, 1]})
+    spec = dict(
+        name="m",
+        version="v1",
+        labels=["a", "b"],
+        channels=["x", "y"],
+        window=20,
+        hop=5,
+        rate=50.0,
+        normalization={"mean": [0, 0], "std": [1, 1]},
+    )
     (tmp_path / "spec.json").write_text(json.dumps(spec))
     assert load_spec(tmp_path).labels == ["a", "b"]
     with pytest.raises(PayloadError, match="bad_artifact"):
@@ -101,8 +139,14 @@ def test_settings_precedence_flags_env_file(tmp_path: Path) -> None:
     config = tmp_path / "har.toml"
     config.write_text('mqtt_host = "filehost"\nmqtt_port = 1111\ntopic_root = "fromfile"\n')
     env = {"HAR_MQTT_PORT": "2222", "HAR_TOPIC_ROOT": "fromenv"}
-    settings = load_settings(MqttSettings, ["--config", str(config), "--topic-root", "flag"], env=env)
-    assert (settings.mqtt_host, settings.mqtt_port, settings.topic_root) == ("filehost", 2222, "flag")
+    settings = load_settings(
+        MqttSettings, ["--config", str(config), "--topic-root", "flag"], env=env
+    )
+    assert (settings.mqtt_host, settings.mqtt_port, settings.topic_root) == (
+        "filehost",
+        2222,
+        "flag",
+    )
 
 
 def test_bad_settings_exit_with_readable_message(capsys: pytest.CaptureFixture[str]) -> None:

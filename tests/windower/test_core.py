@@ -11,14 +11,23 @@ from imu_har.windowing import DeviceClock, WindowSpec, cut_windows
 from services.windower.core import Windower
 
 
-def frames_for(device: str, values: np.ndarray, per_frame: int, rate: float = 50.0,
-               t0: float = 1000.0) -> list[Frame]:
+def frames_for(
+    device: str, values: np.ndarray, per_frame: int, rate: float = 50.0, t0: float = 1000.0
+) -> list[Frame]:
     """Split a recording into frames with device timestamps."""
     out = []
     for seq, start in enumerate(range(0, len(values), per_frame)):
         chunk = values[start : start + per_frame].astype(np.float32)
-        out.append(Frame(device, seq, t0 + (start + len(chunk) - 1) / rate, rate, chunk,
-                         device_time=start / rate))
+        out.append(
+            Frame(
+                device,
+                seq,
+                t0 + (start + len(chunk) - 1) / rate,
+                rate,
+                chunk,
+                device_time=start / rate,
+            )
+        )
     return out
 
 
@@ -30,9 +39,9 @@ def test_frame_by_frame_equals_offline_cut() -> None:
     live = [w for f in frames for w in core.push(f)]
     # Offline, the recording carries the per-sample times the recorder stores (DeviceClock).
     clock = DeviceClock()
-    times = np.concatenate([
-        clock.sample_times(len(f.samples), f.rate, f.receive_time, f.device_time) for f in frames
-    ])
+    times = np.concatenate(
+        [clock.sample_times(len(f.samples), f.rate, f.receive_time, f.device_time) for f in frames]
+    )
     offline = cut_windows(values, spec, times)
     assert len(live) == len(offline) == (500 - 20) // 5 + 1
     for a, b in zip(live, offline, strict=True):
@@ -59,8 +68,9 @@ def test_channel_selection_and_mismatch() -> None:
     windows = [w for f in frames_for("d", values, 4) for w in core.push(f)]
     assert windows and windows[0].channels == ("mag_x", "acc_x")
     np.testing.assert_array_equal(windows[0].samples[0], [6, 0])
-    odd = Frame("d", 99, 2000.0, 50.0, np.ones((2, 2), np.float32), channels=("x", "y"),
-                units=("g", "g"))
+    odd = Frame(
+        "d", 99, 2000.0, 50.0, np.ones((2, 2), np.float32), channels=("x", "y"), units=("g", "g")
+    )
     with pytest.raises(PayloadError, match="channel_mismatch"):
         core.push(odd)
 
