@@ -1,0 +1,1 @@
+"""The classifier service: windows in, predictions out (see docs/classifier.md)."""

@@ -1,0 +1,206 @@
+"""Inference backends for a model artifact: ONNX Runtime, LiteRT, TensorFlow.
+
+Every backend maps a float32 batch ``[batch, window, channels]`` in raw units to
+float32 softmax probabilities ``[batch, labels]``. ONNX Runtime and LiteRT are
+imported lazily and never pull in TensorFlow; the TensorFlow backend (loading
+``model.keras`` with ``safe_mode``) is the heavy fallback. ``auto`` loads the
+lightweight exports the artifact has and keeps the one that measures faster.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from imu_har.errors import PayloadError
+from imu_har.model_spec import INPUT_NAME, KERAS_FILE, ONNX_FILE, OUTPUT_NAME, TFLITE_FILE
+
+logger = logging.getLogger(__name__)
+
+BACKENDS = ("auto", "onnx", "litert", "tensorflow")
+LIGHT = ("onnx", "litert")
+FILES = {"onnx": ONNX_FILE, "litert": TFLITE_FILE, "tensorflow": KERAS_FILE}
+
+
+class Backend(Protocol):
+    """A loaded model that turns windows into probabilities."""
+
+    name: str
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        """Probabilities ``[batch, labels]`` for float32 windows ``[batch, window, channels]``."""
+
+
+class OnnxBackend:
+    """ONNX Runtime on the CPU, one session for every batch size."""
+
+    name = "onnx"
+
+    def __init__(self, path: Path, threads: int = 1) -> None:
+        import onnxruntime as ort  # lazy: only when this backend is used
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        inputs = [i.name for i in self.session.get_inputs()]
+        outputs = [o.name for o in self.session.get_outputs()]
+        if INPUT_NAME not in inputs or OUTPUT_NAME not in outputs:
+            raise PayloadError(
+                "bad_artifact",
+                f"{path.name} has inputs {inputs} and outputs {outputs}; "
+                f"expected {INPUT_NAME!r} -> {OUTPUT_NAME!r}",
+            )
+        self._outputs = [OUTPUT_NAME]
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        """Run one batch."""
+        return np.asarray(self.session.run(self._outputs, {INPUT_NAME: batch})[0])
+
+
+class LiteRTBackend:
+    """LiteRT (ai_edge_litert) interpreters, one per power-of-two batch bucket.
+
+    Resizing an interpreter reallocates its tensors, so batches are padded up to
+    the next power of two and each bucket keeps its own allocated interpreter.
+    """
+
+    name = "litert"
+
+    def __init__(self, path: Path, threads: int = 1) -> None:
+        from ai_edge_litert.interpreter import Interpreter  # lazy
+
+        self._factory = Interpreter
+        self._content = path.read_bytes()
+        self._threads = threads
+        probe = Interpreter(model_content=self._content, num_threads=threads)
+        inputs, outputs = probe.get_input_details(), probe.get_output_details()
+        if len(inputs) != 1 or len(outputs) != 1:
+            raise PayloadError(
+                "bad_artifact",
+                f"{path.name} has {len(inputs)} inputs, {len(outputs)} outputs; expected one each",
+            )
+        signature = inputs[0].get("shape_signature", inputs[0]["shape"])
+        self._dynamic = int(signature[0]) == -1
+        self._fixed = int(inputs[0]["shape"][0])
+        self._shape = tuple(int(d) for d in inputs[0]["shape"][1:])
+        self._slots: dict[int, tuple[Any, int, int]] = {}
+
+    def _slot(self, size: int) -> tuple[Any, int, int]:
+        slot = self._slots.get(size)
+        if slot is None:
+            interpreter = self._factory(model_content=self._content, num_threads=self._threads)
+            index = interpreter.get_input_details()[0]["index"]
+            if self._dynamic:
+                interpreter.resize_tensor_input(index, [size, *self._shape], strict=False)
+            interpreter.allocate_tensors()
+            slot = (interpreter, index, interpreter.get_output_details()[0]["index"])
+            self._slots[size] = slot
+        return slot
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        """Run one batch (padded to its bucket, or split for a fixed-batch model)."""
+        n = batch.shape[0]
+        if not self._dynamic:
+            step = self._fixed
+            return np.concatenate([self._run(batch[i : i + step], step) for i in range(0, n, step)])
+        size = 1 << max(0, (n - 1).bit_length())
+        return self._run(batch, size)[:n]
+
+    def _run(self, batch: np.ndarray, size: int) -> np.ndarray:
+        if batch.shape[0] < size:
+            pad = np.zeros((size - batch.shape[0], *batch.shape[1:]), np.float32)
+            batch = np.concatenate([batch, pad])
+        interpreter, index, output = self._slot(size)
+        interpreter.set_tensor(index, batch)
+        interpreter.invoke()
+        return np.array(interpreter.get_tensor(output))
+
+
+class TensorflowBackend:
+    """The Keras model itself (imports TensorFlow: slow to load, large in memory)."""
+
+    name = "tensorflow"
+
+    def __init__(self, path: Path, threads: int = 1) -> None:
+        try:
+            from training.artifact import load_keras_model  # custom layers, safe_mode
+        except ImportError:
+            load_keras_model = None
+        if load_keras_model is not None:
+            self.model = load_keras_model(path.parent)
+        else:
+            import keras
+
+            self.model = keras.saving.load_model(path, compile=False, safe_mode=True)
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        """Run one batch in inference mode."""
+        return np.asarray(self.model(batch, training=False))
+
+
+_CLASSES: dict[str, type[OnnxBackend] | type[LiteRTBackend] | type[TensorflowBackend]] = {
+    "onnx": OnnxBackend,
+    "litert": LiteRTBackend,
+    "tensorflow": TensorflowBackend,
+}
+
+
+def open_backend(model_dir: Path, name: str, threads: int = 1) -> Backend:
+    """Load one named backend from ``model_dir``; :class:`PayloadError` if it cannot."""
+    path = model_dir / FILES[name]
+    if not path.is_file():
+        raise PayloadError("bad_artifact", f"{model_dir} has no {FILES[name]} for backend {name}")
+    try:
+        return _CLASSES[name](path, threads)
+    except PayloadError:
+        raise
+    except Exception as exc:  # any loader failure means a bad artifact
+        raise PayloadError("bad_artifact", f"{path} does not load as {name}: {exc}") from exc
+
+
+def time_backend(backend: Backend, sample: np.ndarray, repeats: int = 5) -> float:
+    """Best seconds per window over ``repeats`` runs of ``sample`` (after a warm-up)."""
+    backend.predict(sample)
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        backend.predict(sample)
+        best = min(best, time.perf_counter() - started)
+    return best / sample.shape[0]
+
+
+def choose_backend(
+    model_dir: Path, preference: str, window: int, channels: int, threads: int = 1
+) -> tuple[Backend, dict[str, float]]:
+    """The backend to serve with, and per-window microseconds measured for ``auto``.
+
+    ``auto`` loads every lightweight export present, times single windows and a
+    batch of 64, and keeps the faster (by their sum); TensorFlow only when no
+    lightweight export loads.
+    """
+    if preference != "auto":
+        return open_backend(model_dir, preference, threads), {}
+    candidates: list[Backend] = []
+    problems: list[str] = []
+    for name in LIGHT:
+        if (model_dir / FILES[name]).is_file():
+            try:
+                candidates.append(open_backend(model_dir, name, threads))
+            except PayloadError as exc:
+                problems.append(str(exc))
+    if not candidates:
+        if problems:
+            logger.warning("no lightweight export loads (%s); trying TensorFlow", problems)
+        return open_backend(model_dir, "tensorflow", threads), {}
+    one = np.zeros((1, window, channels), np.float32)
+    many = np.zeros((64, window, channels), np.float32)
+    timings = {b.name: 1e6 * (time_backend(b, one) + time_backend(b, many)) for b in candidates}
+    best = min(candidates, key=lambda b: timings[b.name])
+    logger.info("backend timings (us per window, single + batched): %s -> %s", timings, best.name)
+    return best, timings

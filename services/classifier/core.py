@@ -1,0 +1,215 @@
+"""The classifier's pure logic: check windows, classify batches, build predictions.
+
+No MQTT here. :class:`Classifier` takes decoded windows with their receive
+times, checks each against the model spec, runs every acceptable window of a
+batch through the model in one call, smooths per device and returns the
+Prediction JSON payloads. JSON is assembled from pre-escaped pieces (labels,
+model name) because ``Prediction.model_dump_json`` per window would cost more
+than the inference itself at tens of thousands of windows per second; tests
+check the output against :class:`imu_har.messages.Prediction`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from imu_har.codec import Window
+from imu_har.errors import PayloadError
+from imu_har.model_spec import ModelSpec
+from services.classifier.model import LoadedModel
+from services.classifier.smoothing import UNKNOWN, Mode, Smoother
+
+RATE_TOLERANCE = 1e-3  # relative; window rates travel as float32
+
+
+def check_window(window: Window, spec: ModelSpec) -> None:
+    """Raise :class:`PayloadError` unless ``window`` has the spec's channels, length and rate."""
+    if list(window.channels) != spec.channels:
+        raise PayloadError(
+            "channel_mismatch",
+            f"window channels {list(window.channels)} differ from the model's {spec.channels}",
+        )
+    if spec.units is not None and list(window.units) != spec.units:
+        raise PayloadError(
+            "unit_mismatch",
+            f"window units {list(window.units)} differ from the model's {spec.units}",
+        )
+    if window.samples.shape[0] != spec.window:
+        raise PayloadError(
+            "length_mismatch",
+            f"window of {window.samples.shape[0]} samples, the model needs {spec.window}",
+        )
+    if abs(window.rate - spec.rate) > RATE_TOLERANCE * spec.rate:
+        raise PayloadError(
+            "rate_mismatch", f"window rate {window.rate:g} Hz, the model needs {spec.rate:g} Hz"
+        )
+
+
+def window_device(topic: str, prefix: str) -> str | None:
+    """The device level of ``<root>/<device>/window`` (unvalidated), or ``None``."""
+    if topic.startswith(prefix) and topic.endswith("/window"):
+        device = topic[len(prefix) : -len("/window")]
+        if "/" not in device:
+            return device
+    return None
+
+
+class PredictionEncoder:
+    """Prediction JSON for one model, from pre-escaped constant pieces."""
+
+    def __init__(self, spec: ModelSpec) -> None:
+        self.labels = list(spec.labels)
+        self._keys = [json.dumps(label) + ":" for label in spec.labels]
+        self._names = [json.dumps(label) for label in spec.labels]
+        self._unknown = json.dumps(UNKNOWN)
+        self._model = f'"model":{json.dumps(spec.name)},"model_version":{json.dumps(spec.version)}'
+
+    def label_json(self, label: str) -> str:
+        """A label as a JSON string."""
+        return json.dumps(label)
+
+    def encode(
+        self,
+        window: Window,
+        probs: list[float],
+        label: int,
+        smoothed: str,
+        latency_ms: float,
+        now: float,
+    ) -> bytes:
+        """One Prediction JSON payload (fields as :class:`imu_har.messages.Prediction`)."""
+        best = max(probs)
+        confidence = 1.0 if best > 1.0 else (0.0 if best < 0.0 else best)
+        keys = self._keys
+        pairs = ",".join([keys[i] + repr(p) for i, p in enumerate(probs)])
+        name = self._names[label] if label >= 0 else self._unknown
+        smoothed_json = self._unknown if smoothed == UNKNOWN else json.dumps(smoothed)
+        return (
+            f'{{"device":"{window.device}","window_seq":{window.seq},'
+            f'"window_start":{window.start!r},"window_end":{window.end!r},'
+            f'"label":{name},"confidence":{confidence!r},"probabilities":{{{pairs}}},'
+            f'"smoothed_label":{smoothed_json},{self._model},'
+            f'"latency_ms":{latency_ms!r},"source_time":{window.source_time!r},'
+            f'"classified_at":{now!r}}}'
+        ).encode()
+
+
+@dataclass
+class Pending:
+    """A decoded window waiting in a batch, with when it was received."""
+
+    window: Window
+    received_at: float
+
+
+class Classifier:
+    """Batches of windows -> Prediction payloads, with per-device smoothing."""
+
+    def __init__(
+        self,
+        model: LoadedModel,
+        k: int = 5,
+        mode: Mode = "majority",
+        threshold: float = 0.0,
+        max_devices: int = 10_000,
+    ) -> None:
+        self.model = model
+        self.previous: LoadedModel | None = None  # serves in-flight windows of the old spec
+        self.previous_until = 0.0
+        self.smoother = Smoother(model.spec.labels, k, mode, threshold, max_devices)
+        self._encoders: dict[int, PredictionEncoder] = {id(model): PredictionEncoder(model.spec)}
+        self.batches = 0
+        self.classified = 0
+
+    def swap(self, model: LoadedModel, grace: float = 5.0, now: float | None = None) -> None:
+        """Serve ``model`` from now on; the old one still takes its own windows for ``grace`` s."""
+        old = self.model
+        self.previous, self.previous_until = old, (now or time.time()) + grace
+        self.model = model
+        self._encoders = {id(model): PredictionEncoder(model.spec), id(old): self._encoder(old)}
+        if model.spec.labels != old.spec.labels:
+            self.smoother.clear(model.spec.labels)
+
+    def _encoder(self, model: LoadedModel) -> PredictionEncoder:
+        encoder = self._encoders.get(id(model))
+        if encoder is None:
+            encoder = self._encoders[id(model)] = PredictionEncoder(model.spec)
+        return encoder
+
+    def route(self, window: Window, now: float) -> LoadedModel:
+        """The model that takes ``window``; :class:`PayloadError` if none fits."""
+        try:
+            check_window(window, self.model.spec)
+            return self.model
+        except PayloadError:
+            previous = self.previous
+            if previous is not None and now < self.previous_until:
+                try:
+                    check_window(window, previous.spec)
+                    return previous
+                except PayloadError:
+                    pass
+            raise
+
+    def classify(
+        self, pending: list[Pending], model: LoadedModel | None = None
+    ) -> list[tuple[Window, bytes | None]]:
+        """Predictions for windows that all fit ``model`` (default: the active one).
+
+        A window whose model output is not finite gets ``None`` instead of a payload.
+        """
+        if not pending:
+            return []
+        model = model or self.model
+        batch = np.stack([p.window.samples for p in pending])
+        probs = np.asarray(model.predict(batch), dtype=np.float32)
+        finite = np.isfinite(probs.sum(axis=1)).tolist()
+        rows = probs.tolist()
+        encoder = self._encoder(model)
+        smoother = self.smoother
+        smooth = model.spec.labels == smoother.labels
+        out: list[tuple[Window, bytes | None]] = []
+        for i, item in enumerate(pending):
+            window = item.window
+            if not finite[i]:
+                out.append((window, None))
+                continue
+            label = smoother.label_of(probs[i])
+            now = time.time()
+            if smooth:
+                smoother.add(window.device, window.seq, window.start, probs[i], now)
+                smoothed = smoother.smoothed(window.device, window.seq)
+            else:
+                smoothed = smoother.name(label) if label >= 0 else UNKNOWN
+            latency = max(0.0, 1000.0 * (now - item.received_at))
+            out.append((window, encoder.encode(window, rows[i], label, smoothed, latency, now)))
+        self.batches += 1
+        self.classified += len(out)
+        return out
+
+    def observe(self, payload: bytes, now: float) -> bool:
+        """Feed another replica's prediction into smoothing; False if it does not fit."""
+        try:
+            data: dict[str, Any] = json.loads(payload)
+            if data.get("model_version") != self.model.spec.version:
+                return False
+            probabilities = data["probabilities"]
+            probs = np.array([float(probabilities[lb]) for lb in self.smoother.labels], np.float32)
+            device, seq = str(data["device"]), int(data["window_seq"])
+            start = float(data["window_start"])
+        except (ValueError, KeyError, TypeError):
+            return False
+        self.smoother.add(device, seq, start, probs, now)
+        return True
+
+    def models(self) -> Iterable[LoadedModel]:
+        """The active model, then the previous one while it still serves."""
+        yield self.model
+        if self.previous is not None:
+            yield self.previous
