@@ -1,0 +1,1 @@
+"""The Streamlit dashboard: live plots and predictions, recording, sessions, model, system."""

@@ -1,0 +1,400 @@
+"""The dashboard's state: MQTT messages in, bounded per-device buffers out.
+
+Pure and thread-safe: the MQTT thread calls :meth:`Store.ingest` with a topic
+and payload; the Streamlit script thread reads copies with :meth:`Store.device`
+/ :meth:`Store.snapshot`. Nothing here imports Streamlit or paho. Every buffer
+is a bounded deque, the number of devices and services is capped, idle
+devices are evicted, and a malformed message is counted by reason, never raised.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from imu_har import topics
+from imu_har.codec import decode_frame
+from imu_har.commands import CommandReply
+from imu_har.errors import PayloadError
+from imu_har.messages import DeviceStatus, GroundTruth, Prediction, ServiceStatus
+from imu_har.model_spec import ModelSpec
+
+REST_LABELS = frozenset({"rest", "unknown"})
+MAX_SERVICES = 64
+MAX_REPLIES = 50
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds of the store (every buffer has one)."""
+
+    max_devices: int = 32
+    idle_timeout: float = 120.0  # seconds without any message before a device is forgotten
+    plot_samples: int = 2000  # IMU samples kept per device for the scrolling plot
+    predictions: int = 300  # predictions kept per device for the timeline
+    truths: int = 200  # ground-truth changes kept per device
+    rate_events: int = 512  # arrival times kept per device for frames/s
+
+
+@dataclass
+class PlotFrame:
+    """Samples of one frame with the time of each sample (Unix seconds)."""
+
+    times: np.ndarray
+    samples: np.ndarray
+    channels: tuple[str, ...]
+    units: tuple[str, ...]
+
+
+@dataclass
+class Accuracy:
+    """Predictions judged against the ground truth in effect at the window's time."""
+
+    correct: int = 0
+    total: int = 0
+    smoothed_correct: int = 0
+    skipped: int = 0  # no truth, rest, or the window spans a change of activity
+    recent: deque[bool] = field(default_factory=lambda: deque(maxlen=50))
+
+    @property
+    def value(self) -> float | None:
+        """Accuracy since the device was first seen, or None before any judged window."""
+        return self.correct / self.total if self.total else None
+
+    @property
+    def recent_value(self) -> float | None:
+        """Accuracy over the last 50 judged windows."""
+        return sum(self.recent) / len(self.recent) if self.recent else None
+
+
+@dataclass
+class DeviceState:
+    """Everything the dashboard keeps about one device (all bounded)."""
+
+    device: str
+    limits: Limits
+    last_seen: float = 0.0
+    frames: int = 0
+    windows: int = 0
+    plot: deque[PlotFrame] = field(default_factory=deque)
+    plot_samples: int = 0
+    frame_arrivals: deque[float] = field(default_factory=deque)
+    predictions: deque[tuple[float, Prediction]] = field(default_factory=deque)
+    truths: deque[GroundTruth] = field(default_factory=deque)
+    status: DeviceStatus | None = None
+    accuracy: Accuracy = field(default_factory=Accuracy)
+
+    def __post_init__(self) -> None:
+        self.frame_arrivals = deque(maxlen=self.limits.rate_events)
+        self.predictions = deque(maxlen=self.limits.predictions)
+        self.truths = deque(maxlen=self.limits.truths)
+
+    def add_frame(self, plot_frame: PlotFrame, now: float) -> None:
+        """Append a frame's samples, dropping the oldest beyond ``plot_samples``."""
+        self.frames += 1
+        self.frame_arrivals.append(now)
+        self.plot.append(plot_frame)
+        self.plot_samples += len(plot_frame.times)
+        while len(self.plot) > 1 and self.plot_samples - len(self.plot[0].times) >= (
+            self.limits.plot_samples
+        ):
+            self.plot_samples -= len(self.plot.popleft().times)
+
+    def truth_at(self, when: float) -> str | None:
+        """The true label in effect at ``when``, if the history covers it."""
+        label = None
+        for truth in self.truths:
+            if truth.time <= when:
+                label = truth.label
+            else:
+                break
+        return label
+
+    def judge(self, prediction: Prediction) -> None:
+        """Count the prediction against the truth at its window's start and end."""
+        first = self.truth_at(prediction.window_start)
+        last = self.truth_at(prediction.window_end)
+        if first is None or first != last or first.lower() in REST_LABELS:
+            self.accuracy.skipped += 1
+            return
+        hit = prediction.label == first
+        self.accuracy.total += 1
+        self.accuracy.correct += hit
+        self.accuracy.smoothed_correct += prediction.smoothed_label == first
+        self.accuracy.recent.append(hit)
+
+    def fps(self, now: float, span: float = 5.0) -> float:
+        """Frames per second received over the last ``span`` seconds."""
+        return sum(1 for t in self.frame_arrivals if now - t <= span) / span
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A command reply with the correlation id it answered (None on the fallback topic)."""
+
+    topic: str
+    correlation: str | None
+    reply: CommandReply
+    received_at: float
+
+
+class Store:
+    """Thread-safe dashboard state fed by :meth:`ingest`."""
+
+    def __init__(self, root: str = topics.DEFAULT_ROOT, limits: Limits | None = None) -> None:
+        self.root = root
+        self.limits = limits or Limits()
+        self._lock = threading.Lock()
+        self._devices: dict[str, DeviceState] = {}
+        self.services: dict[str, ServiceStatus] = {}
+        self.model_spec: ModelSpec | None = None
+        self.recorder_status: dict[str, Any] | None = None
+        self.replies: deque[Reply] = deque(maxlen=MAX_REPLIES)
+        self.malformed: Counter[str] = Counter()
+        self.received = 0
+        self.evicted = 0
+        self._reply_prefix = f"{root}/dashboard/"
+        self._fixed: dict[str, Any] = {
+            topics.MODEL_SPEC.format(root): self._on_model_spec,
+            topics.RECORDER_STATUS.format(root): self._on_recorder_status,
+            topics.RECORDER_REPLY.format(root): self._on_reply,
+            topics.CLASSIFIER_REPLY.format(root): self._on_reply,
+        }
+        self._device_kinds: dict[str, Any] = {
+            "imu": self._on_frame,
+            "window": self._on_window,
+            "prediction": self._on_prediction,
+            "status": self._on_device_status,
+            "truth": self._on_truth,
+        }
+
+    # -- input (MQTT thread) ---------------------------------------------------------
+    def ingest(
+        self,
+        topic: str,
+        payload: bytes,
+        now: float | None = None,
+        correlation: bytes | None = None,
+    ) -> None:
+        """Take one message; a malformed one is counted under its reason and dropped."""
+        now = time.time() if now is None else now
+        with self._lock:
+            self.received += 1
+            try:
+                self._dispatch(topic, payload, now, correlation)
+            except PayloadError as exc:
+                self.malformed[exc.reason] += 1
+            except (ValueError, TypeError, KeyError, IndexError):  # defensive: never raise
+                self.malformed["bad_payload"] += 1
+
+    def _dispatch(self, topic: str, payload: bytes, now: float, corr: bytes | None) -> None:
+        handler = self._fixed.get(topic)
+        if handler is not None:
+            handler(topic, payload, now, corr)
+            return
+        if topic.startswith(self._reply_prefix) and topic.endswith("/reply"):
+            self._on_reply(topic, payload, now, corr)
+            return
+        service = topics.SERVICE_STATUS.parse(topic, self.root)
+        if service is not None:
+            self._on_service_status(service["service"], payload)
+            return
+        parts = topic[len(self.root) + 1 :].split("/") if topic.startswith(self.root + "/") else []
+        if len(parts) == 2 and parts[1] in self._device_kinds:
+            device = topics.validate_device_id(parts[0])
+            self._device_kinds[parts[1]](device, payload, now)
+        else:
+            self.malformed["other_topic"] += 1
+
+    def _state(self, device: str, now: float) -> DeviceState:
+        state = self._devices.get(device)
+        if state is None:
+            self._evict(now)
+            if len(self._devices) >= self.limits.max_devices:
+                oldest = min(self._devices.values(), key=lambda s: s.last_seen)
+                del self._devices[oldest.device]
+                self.evicted += 1
+            state = self._devices[device] = DeviceState(device, self.limits)
+        state.last_seen = now
+        return state
+
+    def _on_frame(self, device: str, payload: bytes, now: float) -> None:
+        frame = decode_frame(payload)
+        if frame.device != device:
+            raise PayloadError("device_mismatch", "payload device differs from the topic")
+        n = frame.samples.shape[0]
+        times = frame.receive_time - (n - 1 - np.arange(n)) / frame.rate
+        plot_frame = PlotFrame(times, frame.samples.copy(), frame.channels, frame.units)
+        self._state(device, now).add_frame(plot_frame, now)
+
+    def _on_window(self, device: str, payload: bytes, now: float) -> None:
+        if len(payload) < 4 or payload[1] != ord("W"):
+            raise PayloadError("bad_kind", "not a window payload")
+        self._state(device, now).windows += 1
+
+    def _on_prediction(self, device: str, payload: bytes, now: float) -> None:
+        prediction = Prediction.from_payload(payload)
+        if prediction.device != device:
+            raise PayloadError("device_mismatch", "payload device differs from the topic")
+        state = self._state(device, now)
+        state.predictions.append((now, prediction))
+        state.judge(prediction)
+
+    def _on_device_status(self, device: str, payload: bytes, now: float) -> None:
+        if not payload:  # retained status cleared
+            return
+        self._state(device, now).status = DeviceStatus.from_payload(payload)
+
+    def _on_truth(self, device: str, payload: bytes, now: float) -> None:
+        if not payload:
+            return
+        truth = GroundTruth.from_payload(payload)
+        state = self._state(device, now)
+        if state.truths and truth.time <= state.truths[-1].time:
+            if truth.time == state.truths[-1].time:  # a retained truth seen again: update
+                state.truths[-1] = truth
+                return
+            raise PayloadError("out_of_order", "ground truth older than the last one")
+        state.truths.append(truth)
+
+    def _on_service_status(self, name: str, payload: bytes) -> None:
+        if not payload:
+            self.services.pop(name, None)
+            return
+        status = ServiceStatus.from_payload(payload)
+        if name not in self.services and len(self.services) >= MAX_SERVICES:
+            raise PayloadError("too_many_services", "service table is full")
+        self.services[name] = status
+
+    def _on_model_spec(self, _t: str, payload: bytes, _n: float, _c: bytes | None) -> None:
+        self.model_spec = ModelSpec.from_payload(payload) if payload else None
+
+    def _on_recorder_status(self, _t: str, payload: bytes, _n: float, _c: bytes | None) -> None:
+        if not payload:
+            self.recorder_status = None
+            return
+        try:
+            data = json.loads(payload)
+        except ValueError as exc:
+            raise PayloadError("bad_json", "recorder status is not JSON") from exc
+        if not isinstance(data, dict):
+            raise PayloadError("bad_json", "recorder status is not an object")
+        self.recorder_status = data
+
+    def _on_reply(self, topic: str, payload: bytes, now: float, corr: bytes | None) -> None:
+        reply = CommandReply.from_payload(payload)
+        key = corr.decode("ascii", "replace") if corr else None
+        self.replies.append(Reply(topic, key, reply, now))
+
+    def _evict(self, now: float) -> None:
+        idle = [d for d, s in self._devices.items() if now - s.last_seen > self.limits.idle_timeout]
+        for device in idle:
+            del self._devices[device]
+        self.evicted += len(idle)
+
+    # -- output (script thread) ------------------------------------------------------
+    def evict_idle(self, now: float | None = None) -> None:
+        """Forget devices silent for longer than ``idle_timeout``."""
+        with self._lock:
+            self._evict(time.time() if now is None else now)
+
+    def devices(self) -> list[str]:
+        """Ids of the devices currently tracked, sorted."""
+        with self._lock:
+            return sorted(self._devices)
+
+    def device(self, device: str, now: float | None = None) -> DeviceView | None:
+        """A consistent copy of one device's state, or None if unknown."""
+        now = time.time() if now is None else now
+        with self._lock:
+            state = self._devices.get(device)
+            return None if state is None else DeviceView.of(state, now)
+
+    def reply_for(self, correlation: str) -> Reply | None:
+        """The reply that carries ``correlation``, if it has arrived."""
+        with self._lock:
+            return next((r for r in self.replies if r.correlation == correlation), None)
+
+    def snapshot(self) -> dict[str, Any]:
+        """Copies of the global state: services, model spec, recorder, counters."""
+        with self._lock:
+            return {
+                "services": dict(self.services),
+                "model_spec": self.model_spec,
+                "recorder_status": self.recorder_status,
+                "replies": list(self.replies),
+                "malformed": dict(self.malformed),
+                "received": self.received,
+                "evicted": self.evicted,
+                "devices": sorted(self._devices),
+            }
+
+    def sizes(self) -> dict[str, int]:
+        """Element counts of every buffer (for the memory-bound tests)."""
+        with self._lock:
+            return {
+                "devices": len(self._devices),
+                "plot_samples": max((s.plot_samples for s in self._devices.values()), default=0),
+                "predictions": max((len(s.predictions) for s in self._devices.values()), default=0),
+                "truths": max((len(s.truths) for s in self._devices.values()), default=0),
+                "arrivals": max((len(s.frame_arrivals) for s in self._devices.values()), default=0),
+                "services": len(self.services),
+                "replies": len(self.replies),
+            }
+
+
+@dataclass(frozen=True)
+class DeviceView:
+    """An immutable copy of one device's state for rendering."""
+
+    device: str
+    last_seen: float
+    frames: int
+    windows: int
+    fps: float
+    plot: list[PlotFrame]
+    predictions: list[tuple[float, Prediction]]
+    truths: list[GroundTruth]
+    status: DeviceStatus | None
+    accuracy: float | None
+    recent_accuracy: float | None
+    smoothed_accuracy: float | None
+    judged: int
+    skipped: int
+
+    @classmethod
+    def of(cls, state: DeviceState, now: float) -> DeviceView:
+        """Copy ``state`` (called under the store's lock)."""
+        acc = state.accuracy
+        return cls(
+            device=state.device,
+            last_seen=state.last_seen,
+            frames=state.frames,
+            windows=state.windows,
+            fps=state.fps(now),
+            plot=list(state.plot),
+            predictions=list(state.predictions),
+            truths=list(state.truths),
+            status=state.status,
+            accuracy=acc.value,
+            recent_accuracy=acc.recent_value,
+            smoothed_accuracy=acc.smoothed_correct / acc.total if acc.total else None,
+            judged=acc.total,
+            skipped=acc.skipped,
+        )
+
+    @property
+    def latest(self) -> Prediction | None:
+        """The newest prediction, if any."""
+        return self.predictions[-1][1] if self.predictions else None
+
+    @property
+    def truth(self) -> GroundTruth | None:
+        """The newest ground truth, if any."""
+        return self.truths[-1] if self.truths else None

@@ -1,0 +1,67 @@
+"""Shared page helpers: settings, the one cached connection, the broker banner.
+
+Everything here runs on Streamlit's script thread.
+"""
+
+from __future__ import annotations
+
+import time
+
+import streamlit as st
+
+from services.dashboard.app import DashboardSettings, page_settings
+from services.dashboard.connection import Connection
+from services.dashboard.store import Limits
+
+
+def settings() -> DashboardSettings:
+    """The dashboard settings; stops the page with an error when they are invalid."""
+    try:
+        return page_settings()
+    except ValueError as exc:
+        st.error(str(exc))
+        st.stop()
+        raise  # unreachable: st.stop() raises
+
+
+@st.cache_resource(show_spinner=False, on_release=Connection.close)
+def _connection(settings_json: str) -> Connection:
+    config = DashboardSettings.model_validate_json(settings_json)
+    limits = Limits(max_devices=config.max_devices, idle_timeout=config.idle_timeout)
+    return Connection(config, limits).start()
+
+
+def connection(config: DashboardSettings | None = None) -> Connection:
+    """The process-wide MQTT connection (created on first use, then reused)."""
+    config = config or settings()
+    return _connection(config.model_dump_json())
+
+
+def ago(seconds: float) -> str:
+    """A short human duration such as ``3 s`` or ``2 min``."""
+    seconds = max(0.0, seconds)
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def broker_banner(conn: Connection) -> bool:
+    """Show a red banner while the broker is unreachable; True when connected."""
+    link = conn.state()
+    if link.connected:
+        return True
+    reason = f" ({link.last_error})" if link.last_error else ""
+    st.error(
+        f"**Broker unreachable** at {link.host}:{link.port}{reason} — reconnecting "
+        f"automatically (attempt {link.attempts}, down for {ago(time.time() - link.since)}). "
+        "Values below are the last ones received.",
+        icon="🔌",
+    )
+    return False
+
+
+def fmt(value: float | None, pattern: str = "{:.1f}", none: str = "—") -> str:
+    """Format a number, or ``—`` when there is none."""
+    return none if value is None else pattern.format(value)

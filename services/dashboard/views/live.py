@@ -1,0 +1,85 @@
+"""Live page: per device, scrolling IMU plots, the current exercise and live accuracy."""
+
+import time
+
+import streamlit as st
+
+from services.dashboard import charts, ui
+from services.dashboard.store import DeviceView
+
+MAX_SHOWN = 4
+config = ui.settings()
+conn = ui.connection(config)
+st.title("Live")
+
+
+def render_device(view: DeviceView, now: float) -> None:
+    """One device: metrics, probability bars, timeline and IMU plots."""
+    status = view.status
+    state = f" · {status.state} ({status.source})" if status else ""
+    st.subheader(f"{view.device}{state}")
+    latest = view.latest
+    cols = st.columns(6)
+    if latest is not None:
+        cols[0].metric("Exercise", latest.smoothed_label, help="Smoothed over recent windows")
+        cols[1].metric("Confidence", f"{latest.confidence:.0%}", help=f"Raw: {latest.label}")
+    else:
+        cols[0].metric("Exercise", "—", help="No prediction yet")
+        cols[1].metric("Confidence", "—")
+    cols[2].metric("Frames/s", f"{view.fps:.1f}")
+    classifier_ms, total_ms = charts.latency_ms(view)
+    cols[3].metric(
+        "Latency", ui.fmt(classifier_ms, "{:.1f} ms"), help="Classifier: window in to prediction"
+    )
+    cols[4].metric(
+        "Frame to screen", ui.fmt(total_ms, "{:.0f} ms"), help="Newest frame to dashboard"
+    )
+    if view.truth is not None:
+        cols[5].metric(
+            "Live accuracy",
+            ui.fmt(view.accuracy, "{:.0%}"),
+            help=f"{view.judged} windows judged against the truth "
+            f"({view.skipped} skipped: rest or activity change); "
+            f"last 50: {ui.fmt(view.recent_accuracy, '{:.0%}')}",
+        )
+        st.caption(
+            f"Truth: **{view.truth.label}** (rep {view.truth.rep}) · "
+            f"smoothed accuracy {ui.fmt(view.smoothed_accuracy, '{:.0%}')} · "
+            f"last 50: {ui.fmt(view.recent_accuracy, '{:.0%}')}"
+        )
+    left, right = st.columns([1, 2])
+    if latest is not None:
+        left.altair_chart(charts.probabilities_chart(latest), width="stretch")
+        table = charts.timeline_table(view.predictions, view.truths, now)
+        right.altair_chart(charts.timeline_chart(table, config.history * 6), width="stretch")
+    groups = charts.imu_frames(view.plot, now, config.history)
+    if groups:
+        for column, (unit, data) in zip(st.columns(len(groups)), groups.items(), strict=True):
+            column.caption(f"{', '.join(data.columns)} ({unit})")
+            column.line_chart(data, height=180, x_label="seconds", y_label=unit)
+    else:
+        st.caption("No IMU frames in the last seconds.")
+
+
+@st.fragment(run_every=config.refresh)
+def live() -> None:
+    """Redrawn every ``refresh`` seconds from the store."""
+    ui.broker_banner(conn)
+    now = time.time()
+    conn.store.evict_idle(now)
+    devices = conn.store.devices()
+    if not devices:
+        st.info(f"Waiting for devices on `{conn.root}/#` …")
+        return
+    shown = devices
+    if len(devices) > MAX_SHOWN:
+        pick = st.selectbox("Device", devices, key="live_device")
+        shown = [pick]
+    for device in shown:
+        view = conn.store.device(device, now)
+        if view is not None:
+            with st.container(border=True):
+                render_device(view, now)
+
+
+live()

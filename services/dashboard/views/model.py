@@ -1,0 +1,76 @@
+"""Model page: the active model's spec, metrics and confusion matrix."""
+
+import streamlit as st
+
+from imu_har import topics
+from services.dashboard import charts, ui
+
+config = ui.settings()
+conn = ui.connection(config)
+st.title("Model")
+
+
+def scalar_metrics(metrics: dict[str, object]) -> dict[str, float]:
+    """The plain numeric metrics (accuracy, f1, ...)."""
+    return {
+        k: float(v)
+        for k, v in metrics.items()
+        if isinstance(v, int | float) and not isinstance(v, bool)
+    }
+
+
+@st.fragment(run_every=max(config.refresh, 2.0))
+def model() -> None:
+    """The retained model spec and the classifier's status details."""
+    ui.broker_banner(conn)
+    snapshot = conn.store.snapshot()
+    spec = snapshot["model_spec"]
+    if spec is None:
+        st.info(f"No model published on `{topics.MODEL_SPEC.format(conn.root)}` yet.")
+    else:
+        st.subheader(f"{spec.name} · version {spec.version[:12]}")
+        c1, c2, c3, c4 = st.columns(4)
+        c1.metric("Window", f"{spec.window} samples")
+        c2.metric("Hop", f"{spec.hop} samples")
+        c3.metric("Rate", f"{spec.rate:g} Hz")
+        c4.metric("Window length", f"{spec.window / spec.rate:.2f} s")
+        st.markdown("**Labels:** " + ", ".join(f"`{label}`" for label in spec.labels))
+        st.markdown("**Channels:** " + ", ".join(f"`{c}`" for c in spec.channels))
+        st.caption(f"Architecture {spec.architecture} · created {spec.created_at or '—'}")
+        numbers = scalar_metrics(spec.metrics)
+        if numbers:
+            st.subheader("Metrics")
+            for column, (name, value) in zip(
+                st.columns(min(len(numbers), 6)), list(numbers.items())[:6], strict=False
+            ):
+                column.metric(name, f"{value:.3f}")
+        render_confusion(spec.metrics, list(spec.labels))
+        with st.expander("Full spec"):
+            st.json(spec.model_dump(mode="json"))
+    classifier = snapshot["services"].get("classifier")
+    st.subheader("Classifier service")
+    if classifier is None:
+        st.caption("No classifier status received.")
+    else:
+        st.markdown(f"State: **{classifier.state}** · instance `{classifier.instance}`")
+        st.json(classifier.details, expanded=True)
+
+
+def render_confusion(metrics: dict[str, object], default_labels: list[str]) -> None:
+    """The confusion matrix from the metrics, when present and well formed."""
+    matrix = metrics.get("confusion_matrix")
+    if matrix is None:
+        return
+    labels = metrics.get("labels", default_labels)
+    try:
+        table = charts.confusion_table(matrix, labels)  # type: ignore[arg-type]
+    except (TypeError, ValueError) as exc:
+        st.warning(f"The model's confusion matrix is unreadable: {exc}")
+        return
+    st.subheader("Confusion matrix")
+    left, right = st.columns([3, 2])
+    left.altair_chart(charts.confusion_chart(table.values.tolist(), list(table.index)))
+    right.dataframe(table)
+
+
+model()

@@ -1,0 +1,114 @@
+"""Record page: start and stop a labelled recording through the recorder's commands."""
+
+import time
+
+import streamlit as st
+from pydantic import ValidationError
+
+from imu_har import topics
+from imu_har.commands import CommandReply, StartRecording, StopRecording
+from services.dashboard import recording, ui
+
+config = ui.settings()
+conn = ui.connection(config)
+st.title("Record")
+st.caption(
+    f"Commands go to `{topics.RECORDER_CMD.format(conn.root)}`; "
+    "the recorder writes labelled Parquet sessions."
+)
+
+snapshot = conn.store.snapshot()
+spec = snapshot["model_spec"]
+labels = list(spec.labels) if spec is not None else list(recording.DEFAULT_LABELS)
+devices = snapshot["devices"]
+recorder = snapshot["services"].get("recorder")
+if recorder is None or recorder.state != "online":
+    st.warning("The recorder service is not online: commands will get no reply.", icon="⚠️")
+
+with st.container(border=True):
+    c1, c2, c3 = st.columns(3)
+    device = c1.selectbox(
+        "Device", devices, key="rec_device", accept_new_options=True, placeholder="device id"
+    )
+    label = c2.selectbox("Exercise label", labels, key="rec_label", accept_new_options=True)
+    subject = c3.text_input("Subject", key="rec_subject", placeholder="e.g. s01")
+    notes = st.text_input("Notes", key="rec_notes")
+    max_seconds = st.number_input(
+        "Stop automatically after (s, 0 = never)", min_value=0, value=0, step=10, key="rec_max"
+    )
+    start_col, stop_col, _ = st.columns([1, 1, 4])
+    start = start_col.button("Start recording", type="primary", key="rec_start")
+    stop = stop_col.button("Stop recording", key="rec_stop")
+
+
+def send(command: StartRecording | StopRecording) -> CommandReply | None:
+    """Send a command and keep the reply (or the lack of one) in the session."""
+    reply = conn.request(topics.RECORDER_CMD, command, timeout=5.0)
+    st.session_state["rec_reply"] = reply
+    st.session_state["rec_reply_action"] = command.action
+    st.session_state["rec_reply_at"] = time.time()
+    return reply
+
+
+try:
+    if start:
+        reply = send(
+            StartRecording(
+                action="start",
+                device=device or "",
+                label=label or "",
+                subject=subject.strip() or None,
+                notes=notes,
+                max_seconds=float(max_seconds) or None,
+            )
+        )
+        if reply is not None and reply.ok:
+            st.session_state["recording"] = {
+                "session": str(reply.data.get("session", "")),
+                "device": device,
+                "label": label,
+                "started": time.time(),
+            }
+    if stop:
+        active = st.session_state.get("recording")
+        target = active["device"] if active else device
+        reply = send(StopRecording(action="stop", device=target or ""))
+        if reply is not None and reply.ok:
+            st.session_state.pop("recording", None)
+except ValidationError as exc:
+    problem = exc.errors()[0]
+    where = ".".join(str(p) for p in problem["loc"])
+    st.error(f"Cannot send: {where}: {problem['msg']}")
+
+
+@st.fragment(run_every=config.refresh)
+def status() -> None:
+    """The last reply, the elapsed time and the recorder's live row counts."""
+    ui.broker_banner(conn)
+    if "rec_reply_action" in st.session_state:
+        reply = st.session_state.get("rec_reply")
+        action = st.session_state["rec_reply_action"]
+        if reply is None:
+            st.error(f"No reply to `{action}` from the recorder (is it running?)")
+        elif reply.ok:
+            st.success(f"Recorder: `{action}` ok — {reply.data}")
+        else:
+            st.error(f"Recorder refused `{action}`: {reply.error}")
+    recorder_status = conn.store.snapshot()["recorder_status"]
+    active = st.session_state.get("recording")
+    if active:
+        rows = recording.session_rows(recorder_status, active["session"])
+        c1, c2, c3 = st.columns(3)
+        c1.metric("Recording", f"{active['device']} · {active['label']}")
+        c2.metric("Elapsed", ui.ago(time.time() - active["started"]))
+        c3.metric("Rows", "—" if rows is None else f"{rows:,}")
+        st.caption(f"Session `{active['session']}`")
+    sessions = recording.open_sessions(recorder_status)
+    st.subheader("Open sessions")
+    if sessions:
+        st.dataframe(sessions, hide_index=True)
+    else:
+        st.caption("The recorder reports no open session.")
+
+
+status()
