@@ -12,6 +12,7 @@ import math
 import re
 import struct
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -283,6 +284,7 @@ def _check_counts(n_ch: int, n: int, max_n: int) -> None:
         raise PayloadError("bad_shape", f"{n} samples, allowed 1..{max_n}")
 
 
+@lru_cache(maxsize=1024)
 def _check_layout(channels: tuple[str, ...], units: tuple[str, ...]) -> None:
     if len(channels) != len(units):
         raise PayloadError("bad_shape", "channels and units differ in number")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from imu_har.errors import PayloadError
 
@@ -21,6 +22,7 @@ _DEVICE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]*$")
 _ROOT = re.compile(r"^[A-Za-z0-9_\-]+(/[A-Za-z0-9_\-]+)*$")
 
 
+@lru_cache(maxsize=65536)  # only valid ids are cached: invalid ones raise
 def validate_device_id(device: str) -> str:
     """Return ``device`` if it is a safe id, else raise :class:`PayloadError`.
 

@@ -16,6 +16,7 @@ a (re)start, grid point k lies at ``origin + k / rate``.
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -58,9 +59,10 @@ class PushResult:
 class DeviceWindower:
     """Incremental resampler and sliding-window cutter for one device."""
 
-    def __init__(self, spec: WindowSpec, n_channels: int) -> None:
+    def __init__(self, spec: WindowSpec, n_channels: int, track_sources: bool = True) -> None:
         self.spec = spec
         self.n_channels = n_channels
+        self.track_sources = track_sources  # training needs them for labels; live does not
         self.seq = 0  # next window sequence number
         self._raw_count = 0  # raw samples accepted so far (source index base)
         self._prev_t: float | None = None
@@ -77,23 +79,32 @@ class DeviceWindower:
         return self._prev_t
 
     def push(self, times: np.ndarray, values: np.ndarray) -> PushResult:
-        """Add samples (times strictly meaningful, values (n, channels)); return new windows."""
+        """Add samples (times in seconds, values (n, channels)); return the new windows."""
         times = np.asarray(times, dtype=np.float64)
         values = np.asarray(values, dtype=np.float64)
         result = PushResult()
-        keep = self._fresh(times)
-        result.dropped = int(len(times) - keep.sum())
-        times, values = times[keep], values[keep]
+        if len(times) == 0:
+            return result
+        if not self._all_fresh(times):
+            keep = self._fresh(times)
+            result.dropped = int(len(times) - keep.sum())
+            times, values = times[keep], values[keep]
         src = self._raw_count + np.arange(len(times))
         self._raw_count += len(times)
         for seg_t, seg_x, seg_s, restart in self._segments(times, values, src):
             if restart:
                 result.gaps += int(self._prev_t is not None)
-                self._restart(seg_t[0])
+                self._restart(float(seg_t[0]))
             grid, grid_src = self._resample(seg_t, seg_x, seg_s)
             result.windows += self._cut(grid, grid_src)
             self._prev_t, self._prev_x, self._prev_src = seg_t[-1], seg_x[-1], int(seg_s[-1])
         return result
+
+    def _all_fresh(self, times: np.ndarray) -> bool:
+        """Fast check for the usual case: in order and later than the last sample."""
+        if self._prev_t is not None and times[0] <= self._prev_t:
+            return False
+        return len(times) == 1 or bool((times[1:] > times[:-1]).all())
 
     def _fresh(self, times: np.ndarray) -> np.ndarray:
         """Mask of samples later than everything accepted before them."""
@@ -105,8 +116,13 @@ class DeviceWindower:
         """Split at gaps; yield (times, values, sources, starts_new_segment)."""
         if len(times) == 0:
             return
+        gap = self.spec.max_gap
+        first_gap = self._prev_t is None or times[0] - self._prev_t > gap
+        if not first_gap and (len(times) == 1 or (times[1:] - times[:-1]).max() <= gap):
+            yield times, values, src, False  # the usual case: one continuing segment
+            return
         prev = np.concatenate(([-np.inf if self._prev_t is None else self._prev_t], times[:-1]))
-        starts = np.flatnonzero(times - prev > self.spec.max_gap).tolist()
+        starts = np.flatnonzero(times - prev > gap).tolist()
         bounds = sorted({0, *starts, len(times)})
         for a, b in itertools.pairwise(bounds):
             yield times[a:b], values[a:b], src[a:b], a in starts
@@ -125,19 +141,22 @@ class DeviceWindower:
             t_ext, x_ext, s_ext = seg_t, seg_x, seg_s
         else:
             t_ext = np.concatenate(([self._prev_t], seg_t))
-            x_ext = np.vstack((self._prev_x, seg_x))
-            s_ext = np.concatenate(([self._prev_src], seg_s))
-        k_end = int(np.floor((t_ext[-1] - self._origin) * self.spec.rate + 1e-9))
-        ks = np.arange(self._k_next, k_end + 1)
-        grid_t = self._origin + ks / self.spec.rate  # k / rate is exact where k * dt is not
-        grid_t = grid_t[grid_t <= t_ext[-1]]
+            x_ext = np.concatenate((self._prev_x[None, :], seg_x))
+            s_ext = np.concatenate(([self._prev_src], seg_s)) if self.track_sources else seg_s
+        rate, last_t = self.spec.rate, float(t_ext[-1])
+        k_end = math.floor((last_t - self._origin) * rate + 1e-9)
+        grid_t = self._origin + np.arange(self._k_next, k_end + 1) / rate  # k / rate: exact
+        if len(grid_t) and grid_t[-1] > last_t:
+            grid_t = grid_t[grid_t <= last_t]
         self._k_next += len(grid_t)
         if len(t_ext) == 1:
             n = len(grid_t)
             return np.repeat(x_ext, n, axis=0).astype(np.float32), np.repeat(s_ext, n)
-        j = np.clip(np.searchsorted(t_ext, grid_t, side="left"), 1, len(t_ext) - 1)
+        j = np.maximum(np.searchsorted(t_ext, grid_t, side="left"), 1)
         w = ((grid_t - t_ext[j - 1]) / (t_ext[j] - t_ext[j - 1]))[:, None]
         grid = x_ext[j - 1] * (1.0 - w) + x_ext[j] * w  # exact at w == 0 and w == 1
+        if not self.track_sources:
+            return grid.astype(np.float32), np.full(len(grid), -1, dtype=np.int64)
         nearest = np.where(w[:, 0] >= 0.5, s_ext[j], s_ext[j - 1])
         return grid.astype(np.float32), nearest
 
@@ -198,12 +217,15 @@ class DeviceClock:
     def __init__(self) -> None:
         self.offset: float | None = None
         self.resyncs = 0
+        self._steps: dict[tuple[int, float], np.ndarray] = {}
 
     def sample_times(
         self, n: int, rate: float, receive_time: float, device_time: float | None
     ) -> np.ndarray:
         """Times of ``n`` samples of one frame."""
-        steps = np.arange(n, dtype=np.float64) / rate
+        steps = self._steps.get((n, rate))
+        if steps is None:
+            steps = self._steps.setdefault((n, rate), np.arange(n, dtype=np.float64) / rate)
         if device_time is None:
             return receive_time - steps[::-1]
         last_device = device_time + steps[-1]

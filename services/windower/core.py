@@ -109,6 +109,6 @@ class Windower:
                 raise PayloadError(
                     "too_many_devices", f"already tracking {self.max_devices} devices"
                 )
-            state = _DeviceState(DeviceWindower(self.spec, len(self.channels)))
+            state = _DeviceState(DeviceWindower(self.spec, len(self.channels), track_sources=False))
             self._devices[device] = state
         return state
