@@ -1,0 +1,1 @@
+"""Recorder service: labelled Parquet recordings and every prediction (``har recorder``)."""

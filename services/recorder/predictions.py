@@ -1,0 +1,153 @@
+"""The continuous prediction log: a segment rotated into dated Parquet parts.
+
+Every prediction goes into ``.segments/predictions-<id>.seg`` (received time +
+the JSON as published). When the segment holds ``rotate_rows`` predictions or
+is ``rotate_seconds`` old, and on shutdown, it is compacted into
+``predictions/date=YYYY-MM-DD/<id>.parquet`` (one part per UTC date of
+``window_end``) and removed. After a crash the newest segment is reopened, so
+redelivered duplicates meet their originals and are dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import struct
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from imu_har.messages import Prediction
+from services.recorder import storage
+from services.recorder.schema import predictions_to_table
+from services.recorder.segments import SegmentWriter, WriteFn, read_segment
+
+logger = logging.getLogger(__name__)
+
+PREDICTION = b"P"
+_TIME = struct.Struct("<d")
+PredictionKey = tuple[str, int, float, str]
+
+
+def _key(prediction: Prediction) -> PredictionKey:
+    return (
+        prediction.device,
+        prediction.window_seq,
+        prediction.window_end,
+        prediction.model_version,
+    )
+
+
+def _decode(payload: bytes) -> tuple[Prediction, float]:
+    (received_at,) = _TIME.unpack_from(payload)
+    return Prediction.from_payload(payload[_TIME.size :]), received_at
+
+
+class PredictionLog:
+    """Group-committed prediction segment with rotation into Parquet."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        fsync: bool = True,
+        write: WriteFn | None = None,
+        rotate_rows: int = 50_000,
+        rotate_seconds: float = 600.0,
+    ) -> None:
+        self.data_dir = data_dir
+        self.fsync, self._write = fsync, write
+        self.rotate_rows, self.rotate_seconds = rotate_rows, rotate_seconds
+        self.writer: SegmentWriter | None = None
+        self.keys: set[PredictionKey] = set()
+        self.rows = 0  # predictions in the current segment
+        self.total = 0  # predictions logged since start
+        self.opened_at = 0.0
+        self.parts: list[str] = []  # parts written since start (relative paths)
+
+    @property
+    def segments_dir(self) -> Path:
+        return self.data_dir / storage.SEGMENTS
+
+    def recover(self) -> None:
+        """Compact leftover segments except the newest, which is reopened."""
+        paths = sorted(self.segments_dir.glob("predictions-*.seg"))
+        for old in paths[:-1]:
+            self._compact(old)
+            storage.remove_durably(old)
+        if paths:
+            newest = paths[-1]
+            for kind, payload in read_segment(newest, repair=True):
+                if kind == PREDICTION:
+                    self.keys.add(_key(_decode(payload)[0]))
+            self.rows = len(self.keys)
+            self._open(newest)
+
+    def add(self, prediction: Prediction, payload: bytes, received_at: float) -> bool:
+        """Buffer one prediction; False for a duplicate."""
+        key = _key(prediction)
+        if key in self.keys:
+            return False
+        if self.writer is None:
+            stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(received_at))
+            self._open(self.segments_dir / f"predictions-{stamp}-{secrets.token_hex(4)}.seg")
+        assert self.writer is not None
+        self.writer.append(PREDICTION, _TIME.pack(received_at) + payload)
+        self.keys.add(key)
+        self.rows += 1
+        self.total += 1
+        return True
+
+    def _open(self, path: Path) -> None:
+        self.writer = SegmentWriter(path, fsync=self.fsync, write=self._write or os.write)
+        self.opened_at = time.time()
+
+    def commit(self) -> None:
+        """Make buffered predictions durable (raises OSError; nothing lost)."""
+        if self.writer is not None:
+            self.writer.commit()
+
+    @property
+    def dirty(self) -> bool:
+        return self.writer is not None and self.writer.dirty
+
+    def due(self, now: float) -> bool:
+        """Whether the current segment should be rotated."""
+        return self.rows > 0 and (
+            self.rows >= self.rotate_rows or now - self.opened_at >= self.rotate_seconds
+        )
+
+    def rotate(self) -> None:
+        """Compact the committed segment into Parquet parts and start a new one."""
+        if self.writer is None or self.writer.dirty:
+            return
+        path = self.writer.path
+        self._compact(path)
+        self.writer.close()
+        self.writer = None
+        storage.remove_durably(path)
+        self.keys.clear()
+        self.rows = 0
+
+    def _compact(self, path: Path) -> None:
+        by_date: dict[str, list[tuple[Prediction, float]]] = defaultdict(list)
+        seen: set[PredictionKey] = set()
+        for kind, payload in read_segment(path, repair=False):
+            if kind != PREDICTION:
+                continue
+            prediction, received_at = _decode(payload)
+            if _key(prediction) not in seen:
+                seen.add(_key(prediction))
+                by_date[storage.utc_date(prediction.window_end)].append((prediction, received_at))
+        part = path.stem.removeprefix("predictions-")
+        for date, rows in sorted(by_date.items()):
+            final = self.data_dir / storage.PREDICTIONS / f"date={date}" / f"{part}.parquet"
+            storage.write_parquet_atomic(predictions_to_table(rows), final)
+            self.parts.append(str(final.relative_to(self.data_dir)))
+
+    def close(self) -> None:
+        """Close without compacting (the segment is recovered on the next start)."""
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None

@@ -1,0 +1,134 @@
+"""The data directory's layout and atomic file writes.
+
+Layout under ``--data-dir``::
+
+    recordings/date=YYYY-MM-DD/device=<device>/<session>.parquet   one row per sample
+    predictions/date=YYYY-MM-DD/<part>.parquet                      one row per prediction
+    sessions/<session>.json                                         manifest per session
+    .segments/                                                      write-ahead segments
+
+Every final file is written as a hidden temporary (``.<name>.tmp``, ignored by
+Parquet dataset readers), fsynced, renamed into place and its directory
+fsynced: a reader sees either no file or the whole file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import time
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+RECORDINGS = "recordings"
+PREDICTIONS = "predictions"
+SESSIONS = "sessions"
+SEGMENTS = ".segments"
+
+
+def utc_date(timestamp: float) -> str:
+    """``YYYY-MM-DD`` of a Unix time, in UTC (the ``date=`` partition)."""
+    return time.strftime("%Y-%m-%d", time.gmtime(timestamp))
+
+
+def new_session_id(device: str, now: float) -> str:
+    """A unique, path- and topic-safe session id: ``<UTC time>-<device>-<random>``."""
+    safe_device = "".join(c if c.isalnum() or c in "_-" else "_" for c in device)[:32]
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
+    return f"{stamp}-{safe_device}-{secrets.token_hex(3)}"
+
+
+def part_name(session: str, part: int) -> str:
+    """File name of part ``part`` of a session: the first is ``<session>.parquet``."""
+    return f"{session}.parquet" if part == 0 else f"{session}-{part:04d}.parquet"
+
+
+def recording_path(data_dir: Path, date: str, device: str, session: str, part: int) -> Path:
+    """Where a session's Parquet part lives."""
+    return data_dir / RECORDINGS / f"date={date}" / f"device={device}" / part_name(session, part)
+
+
+def manifest_path(data_dir: Path, session: str) -> Path:
+    """Where a session's manifest lives."""
+    return data_dir / SESSIONS / f"{session}.json"
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename or unlink in ``path`` durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _publish(tmp: Path, final: Path) -> None:
+    os.replace(tmp, final)
+    fsync_dir(final.parent)
+
+
+def _tmp_for(final: Path) -> Path:
+    return final.with_name(f".{final.name}.{secrets.token_hex(4)}.tmp")
+
+
+def ensure_dir(path: Path) -> None:
+    """Create ``path`` and parents, fsyncing each directory entry it creates."""
+    missing = []
+    probe = path
+    while not probe.exists():
+        missing.append(probe)
+        probe = probe.parent
+    for directory in reversed(missing):
+        directory.mkdir(exist_ok=True)
+        fsync_dir(directory.parent)
+
+
+def write_parquet_atomic(table: pa.Table, final: Path) -> None:
+    """Write ``table`` to ``final`` atomically (tmp, fsync, rename, fsync dir)."""
+    ensure_dir(final.parent)
+    tmp = _tmp_for(final)
+    try:
+        with tmp.open("wb") as handle:
+            pq.write_table(table, handle, compression="zstd")
+            handle.flush()
+            os.fsync(handle.fileno())
+        _publish(tmp, final)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_json_atomic(data: dict[str, Any], final: Path) -> None:
+    """Write ``data`` as JSON to ``final`` atomically."""
+    ensure_dir(final.parent)
+    tmp = _tmp_for(final)
+    try:
+        with tmp.open("w") as handle:
+            json.dump(data, handle, indent=2, sort_keys=True)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        _publish(tmp, final)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def remove_durably(path: Path) -> None:
+    """Delete a file and make the deletion durable."""
+    path.unlink(missing_ok=True)
+    fsync_dir(path.parent)
+
+
+def clean_temporaries(data_dir: Path) -> int:
+    """Remove leftover ``.*.tmp`` files of a crash during a write; return how many."""
+    count = 0
+    for sub in (RECORDINGS, PREDICTIONS, SESSIONS):
+        root = data_dir / sub
+        if root.is_dir():
+            for tmp in root.rglob(".*.tmp"):
+                tmp.unlink(missing_ok=True)
+                count += 1
+    return count
