@@ -167,10 +167,11 @@ class ServiceRuntime:
         def ack(mid: int = msg.mid, qos: int = msg.qos) -> None:
             client.ack(mid, qos)
 
+        payload = msg.payload if isinstance(msg.payload, bytes) else bytes(msg.payload)
         self._queue.put(
             Inbound(
                 msg.topic,
-                msg.payload,
+                payload,
                 msg.qos,
                 bool(msg.retain),
                 getattr(msg, "properties", None),
