@@ -52,7 +52,11 @@ def newest_artifact(watch_dir: Path) -> ArtifactKey | None:
     """The most recently written artifact in ``watch_dir`` (itself or a sub-directory)."""
     keys = [artifact_key(watch_dir)]
     try:
-        keys += [artifact_key(p) for p in watch_dir.iterdir() if p.is_dir()]
+        keys += [
+            artifact_key(p)
+            for p in watch_dir.iterdir()
+            if p.is_dir() and not p.name.startswith(".")  # skip save_artifact's .partial-*
+        ]
     except OSError:
         return None
     found = [k for k in keys if k is not None]

@@ -76,7 +76,9 @@ class Smoother:
                 oldest = min(self._devices, key=lambda d: self._devices[d].updated)
                 del self._devices[oldest]
             history = self._devices[device] = _History()
-        elif seq < history.newest - self._keep and start > history.newest_start:
+        elif seq <= history.newest - self._keep:
+            if start <= history.newest_start:
+                return  # far too late to matter for any window still being smoothed
             history.entries.clear()  # the windower restarted its sequence
             history.newest = -1
         history.updated = now
