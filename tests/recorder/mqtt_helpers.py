@@ -1,0 +1,58 @@
+"""MQTT helpers for the recorder's broker tests: v5 request/response, frame streams."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from imu_har.mqtt_tools import Collector
+from tests.recorder.helpers import make_frame
+
+
+class Requester:
+    """Sends recorder commands as an MQTT v5 client and waits for the correlated reply."""
+
+    def __init__(self, client: mqtt.Client, root: str = "har") -> None:
+        self.client = client
+        self.root = root
+        self.response_topic = f"test/replies/{uuid.uuid4().hex[:8]}"
+        self.replies = Collector(client, self.response_topic)
+
+    def send(self, command: dict[str, Any] | bytes, timeout: float = 10.0) -> dict[str, Any]:
+        """Publish ``command`` and return the reply carrying our correlation data."""
+        correlation = uuid.uuid4().bytes
+        props = Properties(PacketTypes.PUBLISH)
+        props.ResponseTopic = self.response_topic
+        props.CorrelationData = correlation
+        payload = command if isinstance(command, bytes) else json.dumps(command).encode()
+        self.client.publish(f"{self.root}/recorder/cmd", payload, qos=1, properties=props)
+
+        def mine(messages: list[mqtt.MQTTMessage]) -> bool:
+            return any(_correlation(m) == correlation for m in messages)
+
+        messages = self.replies.wait_for(timeout=timeout, predicate=mine)
+        for message in messages:
+            if _correlation(message) == correlation:
+                return dict(json.loads(message.payload))
+        raise TimeoutError(f"no reply to {payload[:80]!r}")
+
+
+def _correlation(message: mqtt.MQTTMessage) -> bytes | None:
+    props = getattr(message, "properties", None)
+    return getattr(props, "CorrelationData", None) if props else None
+
+
+def publish_frames(
+    client: mqtt.Client, device: str, seqs: range, root: str = "har", qos: int = 1
+) -> None:
+    """Publish frames ``seqs`` of ``device`` and wait until the broker has each one."""
+    infos = [
+        client.publish(f"{root}/{device}/imu", make_frame(device, seq)[1], qos=qos) for seq in seqs
+    ]
+    for info in infos:
+        info.wait_for_publish(timeout=30)
