@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,7 +16,8 @@ from services.dashboard import ui
 from services.dashboard.app import DashboardSettings
 from services.dashboard.connection import Connection
 
-APP = Path(__file__).resolve().parents[2] / "services" / "dashboard" / "streamlit_app.py"
+REPO = Path(__file__).resolve().parents[2]
+APP = REPO / "services" / "dashboard" / "streamlit_app.py"
 
 
 @pytest.fixture()
@@ -56,3 +59,35 @@ def connection_of(settings: DashboardSettings) -> Connection:
     conn = ui._connection(settings.model_dump_json())
     wait_until(conn.subscribed.is_set)
     return conn
+
+
+@pytest.fixture()
+def recorder(broker: MosquittoBroker, dashboard_settings: DashboardSettings) -> Iterator[Path]:
+    """The real recorder service as a subprocess writing to the dashboard's data dir."""
+    log = dashboard_settings.data_dir.parent / "recorder.log"
+    dashboard_settings.data_dir.mkdir(parents=True, exist_ok=True)
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "services.recorder",
+                f"--data-dir={dashboard_settings.data_dir}",
+                f"--mqtt-host={broker.host}",
+                f"--mqtt-port={broker.port}",
+                "--status-interval=0.5",
+                "--no-fsync",
+            ],
+            cwd=REPO,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        yield log
+    finally:
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

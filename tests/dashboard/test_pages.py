@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import json
-import threading
 
-import paho.mqtt.client as mqtt
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from imu_har import topics
-from imu_har.commands import RecorderReply, parse_recorder_command
 from tests.dashboard import publish as pub
 from tests.dashboard.conftest import app, connection_of, wait_until
 
@@ -152,42 +148,3 @@ def test_sessions_page_without_data(dashboard_settings):
     at = app("sessions")
     assert not at.exception
     assert "No recorded sessions yet" in texts(at)
-
-
-class Responder:
-    """A stand-in recorder answering commands like services/recorder (v5 reply)."""
-
-    def __init__(self, client: mqtt.Client) -> None:
-        self.commands: list[object] = []
-        self.client = client
-        self.lock = threading.Lock()
-        client.message_callback_add("har/recorder/cmd", self.on_command)
-        client.subscribe("har/recorder/cmd", qos=1)
-
-    def on_command(self, client, _u, msg):  # type: ignore[no-untyped-def]
-        command = parse_recorder_command(msg.payload)
-        self.commands.append(command)
-        data = (
-            {"session": "sess-42"}
-            if command.action == "start"
-            else {"session": "sess-42", "rows": 99}
-        )
-        reply = RecorderReply(ok=True, action=command.action, data=data)
-        client.publish(
-            msg.properties.ResponseTopic,
-            reply.to_payload(),
-            qos=1,
-            properties=_reply_props(msg.properties.CorrelationData),
-        )
-        if command.action == "start":
-            status = {"open": [{"session": "sess-42", "device": command.device, "rows": 1234}]}
-            client.publish(topics.RECORDER_STATUS.format("har"), json.dumps(status), 1, True)
-
-
-def _reply_props(correlation: bytes):  # type: ignore[no-untyped-def]
-    from paho.mqtt.packettypes import PacketTypes
-    from paho.mqtt.properties import Properties
-
-    props = Properties(PacketTypes.PUBLISH)
-    props.CorrelationData = correlation
-    return props
