@@ -1,0 +1,152 @@
+"""Reading labelled IMU tables: the recorder's Parquet dataset or any Parquet/CSV table.
+
+A table has one row per sample: a group column (e.g. session), a label column,
+channel columns, and optionally a time column (seconds) or an order column
+(sample rank). :func:`resolve_layout` picks the columns (recorder defaults:
+group ``session``, label ``label``, time ``time``, recordings split by
+``device`` too) and :func:`check_table` rejects unusable data with a
+:class:`DataError` naming the problem.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from imu_har.codec import DEFAULT_CHANNELS, DEFAULT_UNITS
+from training.errors import DataError
+
+RECORDER_COLUMNS = {"session", "device", "label", "time", "seq", "receive_time"}
+META_COLUMNS = {
+    "session",
+    "device",
+    "subject",
+    "label",
+    "activity",
+    "seq",
+    "device_time",
+    "receive_time",
+    "time",
+    "rate",
+    "date",
+    "index",
+}
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Which columns mean what."""
+
+    group_col: str
+    label_col: str
+    channels: tuple[str, ...]
+    order_col: str | None = None
+    time_col: str | None = None
+    device_col: str | None = None  # recorder data: a recording is (group, device)
+
+    def units(self) -> tuple[str, ...] | None:
+        """Default units when the channels are the default nine, else unknown."""
+        return DEFAULT_UNITS if self.channels == DEFAULT_CHANNELS else None
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """Load a Parquet file, a recorder dataset directory (``**/*.parquet``) or a CSV file."""
+    p = Path(path)
+    if not p.exists():
+        raise DataError(f"{p} does not exist")
+    try:
+        if p.is_dir():
+            files = sorted(p.rglob("*.parquet"))
+            if not files:
+                raise DataError(f"{p} holds no .parquet files")
+            table = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+        elif p.suffix.lower() in {".csv", ".txt"}:
+            table = pd.read_csv(p)
+        elif p.suffix.lower() in {".parquet", ".pq"}:
+            table = pd.read_parquet(p)
+        else:
+            raise DataError(f"{p}: unknown file type {p.suffix!r} (use .parquet or .csv)")
+    except DataError:
+        raise
+    except Exception as exc:  # pyarrow/pandas raise many types for unreadable files
+        raise DataError(f"cannot read {p}: {exc}") from exc
+    if table.empty:
+        raise DataError(f"{p} holds no rows")
+    return table
+
+
+def resolve_layout(
+    table: pd.DataFrame,
+    *,
+    group_col: str | None = None,
+    label_col: str | None = None,
+    order_col: str | None = None,
+    time_col: str | None = None,
+    channels: tuple[str, ...] | None = None,
+) -> Layout:
+    """Fill in defaults (recorder layout when its columns are present) and check names."""
+    cols = set(table.columns)
+    recorder = cols >= RECORDER_COLUMNS
+    group = group_col or "session"
+    label = label_col or ("label" if "label" in cols or recorder else "activity")
+    if time_col is None and order_col is None and "time" in cols:
+        time_col = "time"
+    device = "device" if recorder and group != "device" else None
+    if channels is None:
+        if set(DEFAULT_CHANNELS) <= cols:
+            channels = DEFAULT_CHANNELS
+        else:
+            skip = META_COLUMNS | {group, label, order_col, time_col}
+            numeric = [c for c in table.columns if pd.api.types.is_numeric_dtype(table[c])]
+            channels = tuple(c for c in numeric if c not in skip)
+    layout = Layout(group, label, tuple(channels), order_col, time_col, device)
+    _check_names(table, layout)
+    return layout
+
+
+def _check_names(table: pd.DataFrame, layout: Layout) -> None:
+    if not layout.channels:
+        raise DataError("no channel columns found; name them with --channels")
+    if len(set(layout.channels)) != len(layout.channels):
+        raise DataError(f"channels repeat: {list(layout.channels)}")
+    roles: dict[str, str | None] = {"group": layout.group_col, "label": layout.label_col}
+    roles |= {"order": layout.order_col, "time": layout.time_col}
+    available = list(table.columns)
+    for role, name in roles.items():
+        if name is not None and name not in table.columns:
+            raise DataError(f"{role} column {name!r} not found; columns are {available}")
+    unknown = [c for c in layout.channels if c not in table.columns]
+    if unknown:
+        raise DataError(f"unknown channels {unknown}; columns are {available}")
+    for c in layout.channels:
+        if not pd.api.types.is_numeric_dtype(table[c]):
+            raise DataError(f"channel {c!r} is not numeric (dtype {table[c].dtype})")
+
+
+def check_table(table: pd.DataFrame, layout: Layout) -> None:
+    """Reject NaN/infinite values in the columns training uses."""
+    used = [layout.group_col, layout.label_col, *layout.channels]
+    used += [c for c in (layout.order_col, layout.time_col, layout.device_col) if c]
+    missing = table[used].isna()
+    if missing.any().any():
+        bad_cols = [c for c in used if missing[c].any()]
+        rows = np.flatnonzero(missing.any(axis=1).to_numpy())
+        raise DataError(
+            f"{len(rows)} rows have missing (NaN/null) values in {bad_cols}, "
+            f"first at row {int(rows[0])}; clean or drop them first"
+        )
+    numeric = table[list(layout.channels)].to_numpy(dtype=np.float64)
+    if not np.isfinite(numeric).all():
+        raise DataError("channel values include +-inf; clean them first")
+
+
+def data_rate(table: pd.DataFrame, rate: float | None) -> float:
+    """The grid rate: given, else the median of a ``rate`` column."""
+    if rate is not None:
+        return float(rate)
+    if "rate" in table.columns and table["rate"].notna().any():
+        return float(table["rate"].median())
+    raise DataError("the data has no 'rate' column: give the sample rate with --rate HZ")

@@ -1,0 +1,95 @@
+"""Model architectures (Keras 3, built-in layers only so ``safe_mode=True`` loads them).
+
+Every model takes raw windows ``[batch, window, channels]`` named ``window``,
+standardizes them with a fixed :class:`keras.layers.Normalization` layer (mean
+and variance fitted on training data only), and ends in a softmax layer named
+``probabilities``.
+
+* ``bilstm_stats`` (default): stacked bidirectional LSTMs plus a statistics
+  pooling branch (per-channel mean, variance, max, min of the standardized
+  window) concatenated before the softmax.
+* ``bilstm``: the original project's network done right: stacked
+  ``Bidirectional(LSTM(units))``, dropout, softmax, categorical cross-entropy.
+* ``original``: the original exactly (sigmoid output, binary cross-entropy);
+  served with a softmax over the same logits (same argmax).
+* ``cnn``: a compact 1D CNN with average and max pooling.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from training.params import TrainParams
+
+INPUT_NAME = "window"
+OUTPUT_NAME = "probabilities"
+NORM_NAME = "standardize"
+
+
+def build_model(
+    params: TrainParams,
+    n_channels: int,
+    n_labels: int,
+    mean: np.ndarray,
+    std: np.ndarray,
+    *,
+    unroll: bool = False,
+    serving: bool = True,
+):  # type: ignore[no-untyped-def]
+    """Build (not compile) a model; ``serving=False`` gives the training head of ``original``."""
+    import keras
+
+    inp = keras.Input((params.window, n_channels), name=INPUT_NAME)
+    x = keras.layers.Normalization(
+        mean=np.asarray(mean, dtype=np.float64),
+        variance=np.square(np.asarray(std, dtype=np.float64)),
+        name=NORM_NAME,
+    )(inp)
+    if params.arch == "cnn":
+        h = _cnn(keras, x, params)
+    else:
+        h = _bilstm(keras, x, params, unroll)
+        if params.arch == "bilstm_stats":
+            h = keras.layers.Concatenate(name="features")([h, *_stats(keras, x, params.window)])
+    h = keras.layers.Dropout(params.dropout, seed=params.seed)(h)
+    activation = "sigmoid" if params.arch == "original" and not serving else "softmax"
+    out = keras.layers.Dense(n_labels, activation=activation, name=OUTPUT_NAME)(h)
+    return keras.Model(inp, out, name=params.arch)
+
+
+def compile_model(model, params: TrainParams) -> None:  # type: ignore[no-untyped-def]
+    """Adam + the loss the architecture trains with."""
+    import keras
+
+    loss = "binary_crossentropy" if params.arch == "original" else "categorical_crossentropy"
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=params.lr), loss=loss, metrics=["accuracy"]
+    )
+
+
+def _bilstm(keras, x, params: TrainParams, unroll: bool):  # type: ignore[no-untyped-def]
+    h = x
+    for i in range(params.layers):
+        last = i == params.layers - 1
+        lstm = keras.layers.LSTM(params.units, return_sequences=not last, unroll=unroll)
+        h = keras.layers.Bidirectional(lstm, name=f"bilstm_{i}")(h)
+    return h
+
+
+def _stats(keras, x, window: int):  # type: ignore[no-untyped-def]
+    """Per-channel mean, variance, max and min over time, from built-in layers."""
+    L = keras.layers
+    mean = L.GlobalAveragePooling1D(name="stat_mean")(x)
+    centred = L.Subtract()([x, L.RepeatVector(window)(mean)])
+    var = L.GlobalAveragePooling1D(name="stat_var")(L.Multiply()([centred, centred]))
+    top = L.GlobalMaxPooling1D(name="stat_max")(x)
+    low = L.Rescaling(-1.0)(L.GlobalMaxPooling1D()(L.Rescaling(-1.0)(x)))
+    return [mean, var, top, low]
+
+
+def _cnn(keras, x, params: TrainParams):  # type: ignore[no-untyped-def]
+    L = keras.layers
+    h = x
+    for _ in range(params.layers):
+        h = L.Conv1D(params.units, 5, padding="same", activation="relu")(h)
+    return L.Concatenate()([L.GlobalAveragePooling1D()(h), L.GlobalMaxPooling1D()(h)])

@@ -1,0 +1,66 @@
+"""Hyperparameters of one training run, with defaults and ``best.json`` loading."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from training.errors import DataError
+
+ARCHITECTURES = ("bilstm_stats", "bilstm", "original", "cnn")
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    """Everything that shapes a model and its training (window geometry included)."""
+
+    arch: str = "bilstm_stats"
+    window: int = 20
+    hop: int = 5
+    rate: float | None = None  # None: take it from the data (recorder ``rate`` column)
+    units: int = 50
+    layers: int = 2
+    dropout: float = 0.5
+    lr: float = 0.0025
+    batch_size: int = 64
+    epochs: int = 40
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.arch not in ARCHITECTURES:
+            raise DataError(f"unknown architecture {self.arch!r}; choose one of {ARCHITECTURES}")
+        if self.window < 2 or self.hop < 1:
+            raise DataError(f"window must be >= 2 and hop >= 1, got {self.window}/{self.hop}")
+        if self.units < 1 or self.layers < 1 or self.epochs < 1 or self.batch_size < 1:
+            raise DataError("units, layers, epochs and batch_size must be positive")
+        if not 0.0 <= self.dropout < 1.0 or self.lr <= 0:
+            raise DataError(f"dropout must be in [0, 1) and lr > 0, got {self.dropout}/{self.lr}")
+        if self.rate is not None and self.rate <= 0:
+            raise DataError(f"rate must be > 0 Hz, got {self.rate}")
+
+    def with_overrides(self, **changes: Any) -> TrainParams:
+        """A copy with the given (non-None) fields changed."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def model_params(self) -> dict[str, Any]:
+        """The fields recorded in ``ModelSpec.params``."""
+        return asdict(self)
+
+
+def load_params(path: str | Path, base: TrainParams | None = None) -> TrainParams:
+    """Read a ``best.json`` written by ``har tune`` (or any JSON of TrainParams fields)."""
+    try:
+        raw = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot read parameters from {path}: {exc}") from exc
+    if isinstance(raw, dict) and isinstance(raw.get("params"), dict):
+        raw = raw["params"]
+    if not isinstance(raw, dict):
+        raise DataError(f"{path} must hold a JSON object of parameters")
+    known = {f.name for f in fields(TrainParams)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise DataError(f"{path}: unknown parameters {unknown}; known: {sorted(known)}")
+    return (base or TrainParams()).with_overrides(**raw)
