@@ -1,0 +1,1 @@
+"""BLE gateway: wearables (BLE, simulated or replayed) to raw IMU frames (``har gateway``)."""

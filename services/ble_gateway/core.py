@@ -1,0 +1,230 @@
+"""Decode-and-publish core of the gateway, shared by the BLE, sim and replay sources.
+
+Pure logic around a ``publish(topic, payload, qos, retain)`` callable: a packet
+of one device is decoded (:mod:`packets`), turned into a raw :class:`Frame`
+(per-device frame seq, device time when the packet had one, receive time
+always) and published on ``<root>/<device>/imu``. Each device's link state and
+counters become its retained :class:`DeviceStatus`, published when the state
+changes and every status interval otherwise.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from imu_har import topics
+from imu_har.codec import Frame, encode_frame
+from imu_har.errors import PayloadError
+from imu_har.messages import DeviceState, DeviceStatus, GroundTruth
+from services.ble_gateway import packets
+
+logger = logging.getLogger(__name__)
+
+Publish = Callable[[str, bytes, int, bool], Any]
+Reject = Callable[[str, str], None]
+
+
+@dataclass
+class DeviceLink:
+    """One wearable's link state, decoder state and counters."""
+
+    device: str
+    source: str = "ble"
+    fmt: str = packets.BATCHED
+    rate: float = 50.0
+    address: str | None = None
+    state: DeviceState = "disconnected"
+    rssi: int | None = None
+    error: str | None = None
+    frames: int = 0
+    samples: int = 0
+    decode_errors: int = 0
+    last_data: float | None = None  # monotonic time of the last good packet
+    seq: packets.SequenceTracker = field(default_factory=packets.SequenceTracker)
+    clock: packets.ClockUnwrapper = field(default_factory=packets.ClockUnwrapper)
+    _meter: tuple[float, int, int] = (0.0, 0, 0)  # time, frames, samples at the last status
+    _fps: tuple[float, float] = (0.0, 0.0)
+
+    def reset_stream(self) -> None:
+        """A new connection: sequence numbers and device clock may restart."""
+        self.seq.reset()
+        self.clock.reset()
+
+    def to_frame(self, data: bytes, received_at: float) -> Frame | None:
+        """Decode one packet into a frame; ``None`` for a duplicate. Raises PayloadError."""
+        packet = packets.decode(self.fmt, data)
+        if packet.seq is not None and self.seq.update(packet.seq) == "duplicate":
+            return None
+        device_time = None
+        if packet.device_time_ms is not None:
+            device_time = self.clock.seconds(packet.device_time_ms)
+        frame = Frame(
+            device=self.device,
+            seq=self.frames & 0xFFFFFFFF,
+            receive_time=received_at,
+            rate=packet.rate or self.rate,
+            samples=packet.samples,
+            device_time=device_time,
+        )
+        self.frames += 1
+        self.samples += len(packet.samples)
+        self.last_data = time.monotonic()
+        return frame
+
+    def status(self, now: float) -> DeviceStatus:
+        """The retained status, with frame and sample rates since the previous one."""
+        then, frames, samples = self._meter
+        if now - then >= 0.5:
+            if then > 0:
+                span = now - then
+                self._fps = ((self.frames - frames) / span, (self.samples - samples) / span)
+            self._meter = (now, self.frames, self.samples)
+        return DeviceStatus(
+            device=self.device,
+            state=self.state,
+            source=self.source,
+            address=self.address,
+            rssi=self.rssi,
+            fps=round(self._fps[0], 3),
+            sample_rate=round(self._fps[1], 3),
+            frames=self.frames,
+            lost_packets=self.seq.lost,
+            decode_errors=self.decode_errors,
+            error=self.error,
+            updated_at=time.time(),
+        )
+
+
+class GatewayCore:
+    """Devices, their frames, statuses and ground truth, published through ``publish``."""
+
+    def __init__(
+        self,
+        publish: Publish,
+        root: str = topics.DEFAULT_ROOT,
+        *,
+        qos: int = 0,
+        status_interval: float = 5.0,
+        reject: Reject | None = None,
+    ) -> None:
+        self.publish = publish
+        self.root = root
+        self.qos = qos
+        self.status_interval = status_interval
+        self.reject = reject or (lambda reason, text: logger.warning("%s: %s", reason, text))
+        self.links: dict[str, DeviceLink] = {}
+        self._status_due = 0.0
+        self._imu_topics: dict[str, str] = {}
+
+    def add(self, link: DeviceLink) -> DeviceLink:
+        """Register a device (its id is validated as a topic level)."""
+        topics.validate_device_id(link.device)
+        self.links[link.device] = link
+        self._imu_topics[link.device] = topics.IMU.format(self.root, device=link.device)
+        return link
+
+    def on_packet(self, device: str, data: bytes, received_at: float) -> bool:
+        """Decode and publish one packet; a bad one is counted, logged and dropped."""
+        link = self.links.get(device)
+        if link is None:
+            self.reject("unknown_device", f"packet from unregistered device {device!r}")
+            return False
+        try:
+            frame = link.to_frame(data, received_at)
+        except PayloadError as exc:
+            link.decode_errors += 1
+            link.error = f"bad packet ({exc.reason}): {exc.args[0]}"
+            self.reject(exc.reason, f"{device}: {exc.args[0]}")
+            return False
+        if frame is None:
+            self.reject("duplicate", f"{device}: repeated packet sequence number")
+            return False
+        if link.state != "streaming":
+            link.error = None
+            self.set_state(link, "streaming")
+        self.publish_frame(frame)
+        return True
+
+    def publish_frame(self, frame: Frame) -> None:
+        """Publish a raw frame on its device's imu topic."""
+        self.publish(self._imu_topics[frame.device], encode_frame(frame), self.qos, False)
+
+    def publish_samples(
+        self, link: DeviceLink, samples: np.ndarray, received_at: float, device_time: float | None
+    ) -> None:
+        """Publish float samples that did not come as a packet (replay)."""
+        frame = Frame(
+            device=link.device,
+            seq=link.frames & 0xFFFFFFFF,
+            receive_time=received_at,
+            rate=link.rate,
+            samples=np.asarray(samples, dtype=np.float32),
+            device_time=device_time,
+        )
+        link.frames += 1
+        link.samples += len(frame.samples)
+        link.last_data = time.monotonic()
+        if link.state != "streaming":
+            self.set_state(link, "streaming")
+        self.publish_frame(frame)
+
+    def set_state(
+        self, link: DeviceLink, state: DeviceState, error: str | None = None, **fields: Any
+    ) -> None:
+        """Change a device's state (and error); publishes its status right away."""
+        changed = link.state != state or (error is not None and error != link.error)
+        link.state = state
+        if error is not None:
+            link.error = error
+        for name, value in fields.items():
+            setattr(link, name, value)
+        if changed:
+            logger.info(
+                "%s: %s%s", link.device, state, f" ({link.error})" if error is not None else ""
+            )
+            self.publish_status(link)
+
+    def publish_status(self, link: DeviceLink) -> None:
+        """Publish one device's retained status now."""
+        status = link.status(time.monotonic())
+        self.publish(
+            topics.DEVICE_STATUS.format(self.root, device=link.device),
+            status.to_payload(),
+            1,
+            True,
+        )
+
+    def publish_statuses(self, now: float, force: bool = False) -> None:
+        """Publish every device's status when the status interval has passed (monotonic now)."""
+        if not force and now < self._status_due:
+            return
+        self._status_due = now + self.status_interval
+        for link in list(self.links.values()):
+            self.publish_status(link)
+
+    def publish_truth(
+        self, device: str, label: str, rep: int, at: float, until: float | None = None
+    ) -> None:
+        """Publish retained ground truth of a simulated or replayed device."""
+        truth = GroundTruth(device=device, label=label, rep=rep, time=at, until=until)
+        topic = topics.GROUND_TRUTH.format(self.root, device=device)
+        self.publish(topic, truth.to_payload(), 1, True)
+
+    def summary(self) -> dict[str, Any]:
+        """Per-state device counts and totals, for the service status."""
+        states: dict[str, int] = {}
+        for link in self.links.values():
+            states[link.state] = states.get(link.state, 0) + 1
+        return {
+            "devices": len(self.links),
+            "states": states,
+            "frames": sum(x.frames for x in self.links.values()),
+            "lost_packets": sum(x.seq.lost for x in self.links.values()),
+            "decode_errors": sum(x.decode_errors for x in self.links.values()),
+        }
