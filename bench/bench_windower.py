@@ -25,7 +25,7 @@ from imu_har.broker import MosquittoBroker
 from imu_har.codec import Frame, encode_frame
 from imu_har.mqtt_tools import Collector, connect
 
-RATE, PER_FRAME, LENGTH, HOP = 50.0, 5, 20, 5
+RATE, LENGTH, HOP = 50.0, 20, 5
 
 
 class Counter:
@@ -40,7 +40,17 @@ class Counter:
         self.count += 1
 
 
-def run(devices: int, seconds: float, broker: MosquittoBroker) -> dict[str, object]:
+def encode_all(ids: list[str], ticks: int, per_frame: int, t0: float) -> list[list[bytes]]:
+    """Every payload of the run, encoded up front so the load generator stays cheap."""
+    block = np.random.default_rng(0).normal(size=(per_frame, 9)).astype(np.float32)
+    return [
+        [encode_frame(Frame(d, tick, t0 + tick * per_frame / RATE, RATE, block,
+                            device_time=tick * per_frame / RATE)) for d in ids]
+        for tick in range(ticks)
+    ]
+
+
+def run(devices: int, seconds: float, broker: MosquittoBroker, per_frame: int) -> dict[str, object]:
     env = {**os.environ, "HAR_MQTT_PORT": str(broker.port), "HAR_STATUS_INTERVAL": "1",
            "HAR_FOLLOW_MODEL": "false", "HAR_LOG_LEVEL": "WARNING"}
     proc = subprocess.Popen([sys.executable, "-m", "services.windower", "--length", str(LENGTH),
@@ -51,39 +61,43 @@ def run(devices: int, seconds: float, broker: MosquittoBroker) -> dict[str, obje
     windows = Counter(client, "har/+/window")
     publisher = connect(broker.host, broker.port)
     ids = [f"bench-{i:04d}" for i in range(devices)]
-    rng = np.random.default_rng(0)
-    block = rng.normal(size=(PER_FRAME, 9)).astype(np.float32)
+    topics = [f"har/{d}/imu" for d in ids]
+    ticks = int(seconds * RATE / per_frame)
+    payloads = encode_all(ids, ticks, per_frame, time.time() + 1.0)
     cpu = CpuSample(psutil.Process(proc.pid))
-    ticks = int(seconds * RATE / PER_FRAME)
     t0, late = time.time(), 0.0
     cpu.start()
     for tick in range(ticks):
-        due = t0 + tick * PER_FRAME / RATE
+        due = t0 + tick * per_frame / RATE
         now = time.time()
         if now < due:
             time.sleep(due - now)
         else:
             late = max(late, now - due)
-        for device in ids:
-            frame = Frame(device, tick, due, RATE, block, device_time=tick * PER_FRAME / RATE)
-            publisher.publish(f"har/{device}/imu", encode_frame(frame))
+        for topic, payload in zip(topics, payloads[tick], strict=True):
+            publisher.publish(topic, payload)
     sent_at = time.time()
-    expected = devices * ((ticks * PER_FRAME - LENGTH) // HOP + 1)
+    expected = devices * ((ticks * per_frame - LENGTH) // HOP + 1)
     while windows.count < expected and time.time() - sent_at < 10:
         time.sleep(0.1)
     usage = cpu.stop()
     elapsed = time.time() - t0
-    proc.terminate()
-    proc.wait(10)
     last = json.loads(status.messages[-1].payload)
+    proc.terminate()
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
     publisher.disconnect()
     client.disconnect()
     return {
-        "devices": devices, "samples_per_s": devices * ticks * PER_FRAME / elapsed,
+        "devices": devices, "samples_per_frame": per_frame, "samples_per_s_offered": devices * ticks * per_frame / (sent_at - t0),
+        "samples_per_s_windowed": windows.count * HOP / elapsed,
         "frames": devices * ticks, "windows_expected": expected, "windows_received": windows.count,
         "missing": expected - windows.count, "publisher_max_late_s": round(late, 3),
         "windower_cpu_percent": usage["cpu_percent"], "windower_rss_mb": usage["rss_mb"],
         "rejected": sum(last["counters"]["rejected"].values()),
+        "queue_depth_end": last["counters"]["queue_depth"],
     }
 
 
@@ -91,12 +105,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--devices", type=int, nargs="+", default=[1, 100, 1000])
     parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--per-frame", type=int, nargs="+", default=[10],
+                        help="samples per frame (a batched BLE packet carries ~10-13)")
     args = parser.parse_args()
     rows = []
     with MosquittoBroker() as broker:
-        for devices in args.devices:
-            rows.append(run(devices, args.seconds, broker))
-            print(rows[-1], flush=True)
+        for per_frame in args.per_frame:
+            for devices in args.devices:
+                rows.append(run(devices, args.seconds, broker, per_frame))
+                print(rows[-1], flush=True)
     report("windower throughput", rows)
 
 

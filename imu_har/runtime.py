@@ -293,16 +293,24 @@ class ServiceRuntime:
                     break
         return batch
 
-    def _drain(self, handler: Handler) -> None:
-        pending: list[Inbound] = []
-        while True:
-            try:
-                pending.append(self._queue.get_nowait())
-            except queue.Empty:
-                break
-        if pending:
+    def _drain(self, handler: Handler, timeout: float = 5.0) -> None:
+        """Handle what is already queued, for at most ``timeout`` seconds; count the rest."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            pending: list[Inbound] = []
+            while len(pending) < 1024:
+                try:
+                    pending.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            if not pending:
+                return
             self.counters.messages_in += len(pending)
             self._safely(handler.handle_batch, pending)
+        left = self._queue.qsize()
+        if left:
+            self.counters.reject("dropped_at_shutdown")
+            self.error(f"shutdown: {left} queued messages not handled within {timeout:g} s")
 
     def _safely(self, fn: Callable[..., None], *args: Any) -> None:
         try:
