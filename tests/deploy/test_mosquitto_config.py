@@ -285,10 +285,12 @@ def test_who_may_read_what(
 def test_the_development_config_allows_anonymous_clients() -> None:
     dev = Broker("mosquitto-dev.conf", passwd=False)
     try:
-        client = Client(dev.port, None)
-        assert client.connack is not None and not client.connack.is_failure
-        assert client.publish("har/anyone/imu", b"x") < 128
-        client.close()
+        # services keep their user names (and maybe passwords) in development too
+        for user, password in [(None, None), ("gateway", None), ("monitor", "anything")]:
+            client = Client(dev.port, user, password)
+            assert client.connack is not None and not client.connack.is_failure, user
+            assert client.publish("har/anyone/imu", b"x") < 128
+            client.close()
     finally:
         dev.stop()
 

@@ -1,0 +1,255 @@
+"""Static checks of docker-compose.yml, the dev override, the Dockerfile and .dockerignore.
+
+No Docker engine runs here, so the files are validated as data: YAML parses,
+the structure is what Compose accepts, every referenced file exists, every
+service runs a real ``har`` subcommand whose flags its ``--help`` lists, and the
+credentials, profiles, volumes and healthchecks are wired as documented.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from imu_har.cli import COMMANDS
+
+ROOT = Path(__file__).resolve().parents[2]
+VAR = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}")
+TOP_KEYS = {"name", "services", "volumes", "networks", "configs", "secrets"}
+SERVICE_KEYS = {
+    "image", "build", "command", "entrypoint", "environment", "env_file", "ports", "volumes",
+    "depends_on", "restart", "healthcheck", "profiles", "network_mode", "user", "networks",
+    "devices", "cap_add", "group_add", "working_dir", "read_only", "tmpfs", "stop_grace_period",
+}  # fmt: skip
+HEALTH_KEYS = {"test", "interval", "timeout", "retries", "start_period", "disable"}
+RESTART = {"no", "always", "on-failure", "unless-stopped"}
+LONG_RUNNING = ["gateway", "gateway-sim", "windower", "classifier", "recorder", "dashboard"]
+
+
+@cache
+def compose(name: str = "docker-compose.yml") -> dict[str, Any]:
+    data = yaml.safe_load((ROOT / name).read_text())
+    assert isinstance(data, dict)
+    return data
+
+
+def env_example() -> dict[str, str]:
+    lines = (ROOT / "deploy" / "env.example").read_text().splitlines()
+    pairs = [line.split("=", 1) for line in lines if line and not line.startswith("#")]
+    return {key: value for key, value in pairs}
+
+
+def interpolate(value: str, env: dict[str, str]) -> str:
+    """Compose-style ``${VAR}``, ``${VAR:-default}`` substitution (``$$`` stays)."""
+    return VAR.sub(lambda m: env.get(m.group(1)) or (m.group(3) or ""), value)
+
+
+def har_services() -> dict[str, dict[str, Any]]:
+    return {n: s for n, s in compose()["services"].items() if n != "mosquitto"}
+
+
+@pytest.mark.parametrize("name", ["docker-compose.yml", "docker-compose.dev.yml"])
+def test_compose_files_have_the_compose_structure(name: str) -> None:
+    data = compose(name)
+    assert {k for k in data if not k.startswith("x-")} <= TOP_KEYS
+    for service_name, service in data["services"].items():
+        unknown = set(service) - SERVICE_KEYS
+        assert not unknown, f"{service_name}: unknown keys {unknown}"
+        if "restart" in service:
+            assert service["restart"] in RESTART
+        if "healthcheck" in service:
+            assert set(service["healthcheck"]) <= HEALTH_KEYS
+        for key in ("command", "profiles", "ports", "volumes"):
+            assert key not in service or isinstance(service[key], list), (service_name, key)
+        if isinstance(service.get("environment"), dict):
+            assert all(isinstance(v, str | int) for v in service["environment"].values())
+
+
+def test_every_service_has_an_image_a_restart_policy_and_a_healthcheck() -> None:
+    services = compose()["services"]
+    assert services["mosquitto"]["image"] == "eclipse-mosquitto:2"
+    for name in ["mosquitto", *LONG_RUNNING]:
+        service = services[name]
+        assert service["restart"] == "unless-stopped", name
+        health = service["healthcheck"]
+        assert health["test"][0] in {"CMD", "CMD-SHELL"} and not health.get("disable"), name
+    for name, service in har_services().items():
+        assert service["image"].startswith("${HAR_IMAGE"), name
+        assert service["build"]["context"] == "."
+
+
+def test_every_variable_is_documented_in_the_env_example() -> None:
+    documented = env_example()
+    assert {m.group(1) for m in VAR.finditer((ROOT / "docker-compose.yml").read_text())}
+    for name in ("docker-compose.yml", "docker-compose.dev.yml"):
+        used = {m.group(1) for m in VAR.finditer((ROOT / name).read_text())}
+        assert used <= set(documented), f"{name}: undocumented {used - set(documented)}"
+
+
+def test_referenced_files_exist() -> None:
+    for name in ("docker-compose.yml", "docker-compose.dev.yml"):
+        for service_name, service in compose(name)["services"].items():
+            for volume in service.get("volumes", []):
+                source = volume.split(":")[0]
+                if source.startswith("."):
+                    assert (ROOT / source).exists(), f"{service_name}: {source}"
+                elif source.startswith("/"):  # host paths: only the gateway's D-Bus socket
+                    assert (service_name, source) == ("gateway", "/var/run/dbus")
+                else:
+                    assert source in compose()["volumes"], f"{service_name}: volume {source}"
+    mosquitto = compose()["services"]["mosquitto"]
+    files = re.findall(r"/imu-har/([\w.-]+)", " ".join(mosquitto["command"]))
+    dev_command = compose("docker-compose.dev.yml")["services"]["mosquitto"]["command"]
+    dev_files = re.findall(r"/imu-har/([\w.-]+)", " ".join(dev_command))
+    assert set(files) == {"mosquitto.conf", "acl", "passwd"} and dev_files == ["mosquitto-dev.conf"]
+    for file in [*files, *dev_files]:
+        # passwd is made by make-passwd.sh (its default output is deploy/mosquitto/passwd)
+        source = ROOT / "deploy" / "mosquitto" / file
+        assert source.exists() or (file == "passwd" and "$here/passwd" in _make_passwd())
+    assert (ROOT / "Dockerfile").is_file() and (ROOT / ".dockerignore").is_file()
+
+
+def _make_passwd() -> str:
+    return (ROOT / "deploy" / "mosquitto" / "make-passwd.sh").read_text()
+
+
+def test_credentials_come_from_the_environment_and_match_the_broker_users() -> None:
+    acl_users = set(re.findall(r"^user (\S+)$", (ROOT / "deploy/mosquitto/acl").read_text(), re.M))
+    script_users = set(re.search(r"for service in ([\w ]+); do", _make_passwd()).group(1).split())  # type: ignore[union-attr]
+    assert acl_users == script_users
+    for name in LONG_RUNNING:
+        env = har_services()[name]["environment"]
+        user = env["HAR_MQTT_USERNAME"]
+        assert user in acl_users, name
+        assert env["HAR_MQTT_PASSWORD"] == f"${{HAR_{user.upper()}_PASSWORD:-}}", name
+    assert "HAR_MONITOR_PASSWORD" in compose()["services"]["mosquitto"]["environment"]
+
+
+def test_profiles_gateway_hardware_access_and_ports() -> None:
+    services = compose()["services"]
+    gateway, sim = services["gateway"], services["gateway-sim"]
+    assert gateway["profiles"] == ["ble"] and sim["profiles"] == ["sim"]
+    assert gateway["network_mode"] == "host"
+    assert "/var/run/dbus:/var/run/dbus" in gateway["volumes"]
+    assert gateway["command"][:4] == ["har", "gateway", "--source", "ble"]
+    assert sim["command"][:4] == ["har", "gateway", "--source", "sim"]
+    assert gateway["environment"]["HAR_MQTT_HOST"] == "127.0.0.1"  # host network: published port
+    assert services["trainer"]["profiles"] == ["train"]
+    unprofiled = {n for n, s in services.items() if "profiles" not in s}
+    assert unprofiled == {"mosquitto", "windower", "classifier", "recorder", "dashboard"}
+    dashboard_ports = [interpolate(p, {}) for p in services["dashboard"]["ports"]]
+    assert dashboard_ports == ["127.0.0.1:8501:8501"]
+    assert "--port" in services["dashboard"]["command"]
+    assert [interpolate(p, {}) for p in services["mosquitto"]["ports"]] == ["127.0.0.1:1883:1883"]
+
+
+def test_volumes_persist_recordings_and_models() -> None:
+    services = compose()["services"]
+    assert set(compose()["volumes"]) == {"mosquitto-data", "recordings", "models"}
+    assert "recordings:/data" in services["recorder"]["volumes"]
+    recorder = services["recorder"]["command"]
+    assert recorder[recorder.index("--data-dir") + 1] == "/data"
+    assert "models:/models" in services["classifier"]["volumes"]
+    assert "mosquitto-data:/mosquitto/data" in services["mosquitto"]["volumes"]
+
+
+def _help(subcommand: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-m", "imu_har.cli", subcommand, "--help"],
+        capture_output=True, text=True, timeout=120, check=False, cwd=ROOT,
+    )  # fmt: skip
+    assert result.returncode == 0, f"har {subcommand} --help failed:\n{result.stderr[-2000:]}"
+    return result.stdout
+
+
+@pytest.mark.parametrize("service", ["gateway", "gateway-sim", "windower", "classifier",
+                                     "recorder", "dashboard", "trainer"])  # fmt: skip
+def test_each_service_runs_a_real_har_subcommand_with_known_flags(service: str) -> None:
+    command = [interpolate(part, env_example()) for part in har_services()[service]["command"]]
+    assert command[0] == "har" and command[1] in COMMANDS, command
+    module = COMMANDS[command[1]][0]
+    if (
+        importlib.util.find_spec(module.rsplit(".", 1)[0]) is None
+        or not (ROOT / (module.replace(".", "/") + ".py")).exists()
+    ):
+        pytest.xfail(f"{module} is not built yet; this test runs once it exists")
+    help_text = _help(command[1])
+    for flag in (part for part in command[2:] if part.startswith("--")):
+        assert re.search(rf"{re.escape(flag)}\b", help_text), f"har {command[1]}: no {flag}"
+    if service == "classifier":
+        model = command[command.index("--model") + 1]
+        assert model == "/app/models/default"  # the shipped model, copied by the Dockerfile
+
+
+def dockerfile() -> list[tuple[str, str]]:
+    """Dockerfile instructions as (KEYWORD, arguments), continuation lines joined."""
+    text = re.sub(r"\\\n", " ", (ROOT / "Dockerfile").read_text())
+    lines = [line.strip() for line in text.splitlines()]
+    return [
+        (line.split(None, 1)[0].upper(), line.split(None, 1)[1])
+        for line in lines
+        if line and not line.startswith("#")
+    ]
+
+
+def test_dockerfile_is_slim_non_root_and_pinned() -> None:
+    steps = dockerfile()
+    assert steps[0] == ("FROM", "python:3.11-slim")
+    users = [arg for key, arg in steps if key == "USER"]
+    assert users and users[-1] not in {"root", "0", "0:0"}
+    installs = [arg for key, arg in steps if key == "RUN" and "pip install" in arg]
+    assert installs and all("-c constraints.txt" in arg for arg in installs)
+    assert any(key == "CMD" for key, _ in steps)
+    assert ("WORKDIR", "/app") in steps
+
+
+def test_dockerfile_copies_what_the_services_need() -> None:
+    copies = [arg.split() for key, arg in dockerfile() if key == "COPY"]
+    sources = {src for args in copies for src in args[:-1] if not src.startswith("--")}
+    needed = {"pyproject.toml", "constraints.txt", "README.md", "imu_har", "services", "training"}
+    assert needed | {"models", "deploy/healthcheck.py"} <= sources
+    for source in sources:
+        assert (ROOT / source).exists(), source
+    ignored = [line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()]
+    ignored = [line for line in ignored if line and not line.startswith("#")]
+    assert {".env", ".venv", ".git", "deploy/mosquitto/passwd"} <= set(ignored)
+    assert not set(ignored) & sources, "the build context must keep what COPY needs"
+    healthchecks = [s["healthcheck"]["test"] for s in har_services().values() if "test" in
+                    s.get("healthcheck", {})]  # fmt: skip
+    assert all("/app/deploy/healthcheck.py" in check for check in healthchecks)
+
+
+@pytest.mark.slow
+def test_the_installed_package_has_every_module(tmp_path: Path) -> None:
+    """The image installs a wheel (not an editable checkout): nothing may be left out."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md", "constraints.txt"):
+        shutil.copy(ROOT / name, src / name)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for package in ("imu_har", "services", "training"):
+        shutil.copytree(ROOT / package, src / package, ignore=ignore)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+         "-w", str(tmp_path / "dist"), str(src)],
+        check=True, timeout=300, capture_output=True,
+    )  # fmt: skip
+    wheel = next((tmp_path / "dist").glob("imu_har-*.whl"))
+    packaged = set(zipfile.ZipFile(wheel).namelist())
+    sources = {
+        path.relative_to(src).as_posix()
+        for package in ("imu_har", "services", "training")
+        for path in (src / package).rglob("*")
+        if path.suffix in {".py", ".json", ".toml"} and path.is_file()
+    }
+    assert sources - packaged == set(), "left out of the installed package"
