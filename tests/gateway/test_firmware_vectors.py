@@ -41,7 +41,9 @@ def write_vectors_header(vectors: dict, path: Path) -> None:
             legacy.append(
                 f'  {{"{case["name"]}", {{{sample}}}, {int(case["padded"])}, "{case["hex"]}"}}'
             )
-    lines.append("static const struct batched_vector BATCHED[] = {\n" + ",\n".join(batched) + "\n};")
+    lines.append(
+        "static const struct batched_vector BATCHED[] = {\n" + ",\n".join(batched) + "\n};"
+    )
     lines.append("static const struct legacy_vector LEGACY[] = {\n" + ",\n".join(legacy) + "\n};")
     path.write_text("\n".join(lines) + "\n")
 
@@ -56,8 +58,19 @@ def test_c_encoder_matches_the_shared_vectors(tmp_path: Path) -> None:
     sources = sorted(str(p) for p in (FIRMWARE / "test").glob("*.c"))
     assert sources, "no C tests in firmware/test"
     build = subprocess.run(
-        [gcc, "-std=c99", "-Wall", "-Wextra", "-Werror", "-O2", f"-I{tmp_path}", *sources,
-         "-o", str(binary), "-lm"],
+        [
+            gcc,
+            "-std=c99",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-O2",
+            f"-I{tmp_path}",
+            *sources,
+            "-o",
+            str(binary),
+            "-lm",
+        ],
         capture_output=True,
         text=True,
         timeout=120,

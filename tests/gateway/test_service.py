@@ -1,0 +1,156 @@
+"""``har gateway`` over a real Mosquitto: sim and replay reach the windower; statuses; CLI errors."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from imu_har.codec import decode_frame, decode_window
+from imu_har.messages import DeviceStatus, GroundTruth, ServiceStatus
+from imu_har.mqtt_tools import Collector
+from imu_har.runtime import ServiceRuntime
+from imu_har.simulation import synthetic_recordings
+from services.ble_gateway.app import GatewayService, GatewaySettings, main
+from services.ble_gateway.replay import build_tracks
+from services.windower.app import WindowerService, WindowerSettings
+
+pytestmark = pytest.mark.broker
+
+
+def start(broker, run_service, **overrides):  # type: ignore[no-untyped-def]
+    windower_settings = WindowerSettings(mqtt_port=broker.port, length=20, hop=10)
+    windower_runtime = ServiceRuntime("windower", windower_settings, max_batch=256)
+    run_service(windower_runtime, WindowerService(windower_settings, windower_runtime))
+    settings = GatewaySettings(mqtt_port=broker.port, status_interval=0.5, **overrides)
+    runtime = ServiceRuntime("gateway", settings)
+    service = GatewayService(settings, runtime)
+    return run_service(runtime, service), service
+
+
+def test_sim_devices_reach_the_windower(broker, run_service, mqtt_client):  # type: ignore[no-untyped-def]
+    frames = Collector(mqtt_client, "har/+/imu")
+    windows = Collector(mqtt_client, "har/+/window")
+    truth = Collector(mqtt_client, "har/+/truth")
+    statuses = Collector(mqtt_client, "har/+/status")
+    service_status = Collector(mqtt_client, "har/service/gateway/status")
+    running, service = start(
+        broker,
+        run_service,
+        source="sim",
+        devices=3,
+        schedule="Squat:1,rest:0.6,Jumping:5",
+        tick=0.1,
+    )
+    wanted = {"sim-001", "sim-002", "sim-003"}
+
+    def every_device(msgs):  # type: ignore[no-untyped-def]
+        return {m.topic.split("/")[1] for m in msgs} >= wanted
+
+    windows.wait_for(predicate=every_device, timeout=15)
+    truth.wait_for(predicate=lambda ms: sum(b"Jumping" in m.payload for m in ms) >= 3, timeout=15)
+    running.stop()
+    got = [decode_window(m.payload) for m in windows.messages]
+    assert {w.device for w in got} == wanted
+    assert all(w.samples.shape == (20, 9) for w in got)
+    sent = [decode_frame(m.payload) for m in frames.messages]
+    for device in wanted:
+        seqs = [f.seq for f in sent if f.device == device]
+        assert seqs == list(range(len(seqs)))  # per-device frame seq, nothing lost
+    assert all(f.device_time is not None and f.rate == 50.0 for f in sent)
+    labels = [GroundTruth.from_payload(m.payload) for m in truth.messages]
+    sim1 = [t.label for t in labels if t.device == "sim-001"]
+    assert sim1[0] == "Squat" and "rest" in sim1 and "Jumping" in sim1
+    last = {}
+    for m in statuses.messages:
+        status = DeviceStatus.from_payload(m.payload)
+        last[status.device] = status
+    assert {s.source for s in last.values()} == {"sim"}
+    assert all(s.frames > 0 and s.lost_packets == 0 and s.decode_errors == 0 for s in last.values())
+    online = [ServiceStatus.from_payload(m.payload) for m in service_status.messages]
+    details = [s.details for s in online if s.state == "online"][-1]
+    assert details["source"] == "sim" and details["devices"] == 3
+    assert online[-1].state == "offline"
+
+
+def _recording(tmp_path: Path) -> Path:
+    table = synthetic_recordings(2, 1.5, rate=50.0, seed=5, labels=("Squat", "Lunge"))
+    path = tmp_path / "recording.parquet"
+    pq.write_table(table, path)
+    return path
+
+
+def test_replay_reaches_the_windower(broker, run_service, mqtt_client, tmp_path):  # type: ignore[no-untyped-def]
+    windows = Collector(mqtt_client, "har/+/window")
+    truth = Collector(mqtt_client, "har/+/truth")
+    frames = Collector(mqtt_client, "har/+/imu")
+    running, service = start(
+        broker,
+        run_service,
+        source="replay",
+        file=_recording(tmp_path),
+        speed=3.0,
+        device_map=["replay-s01=bench-b"],
+    )
+    windows.wait_for(
+        predicate=lambda ms: {m.topic.split("/")[1] for m in ms} >= {"replay-s00", "bench-b"},
+        timeout=15,
+    )
+    truth.wait_for(predicate=lambda ms: len(ms) >= 4, timeout=15)
+    frames.wait_for(
+        predicate=lambda ms: sum(len(decode_frame(m.payload).samples) for m in ms) >= 300
+    )
+    running.stop()
+    counts = Counter()
+    for m in frames.messages:
+        frame = decode_frame(m.payload)
+        counts[frame.device] += len(frame.samples)
+    assert counts == {"replay-s00": 75 * 2, "bench-b": 75 * 2}  # every sample, once
+    labels = [
+        (t.device, t.label)
+        for t in map(GroundTruth.from_payload, (m.payload for m in truth.messages))
+    ]
+    assert labels.count(("bench-b", "Squat")) == 1 and labels.count(("bench-b", "Lunge")) == 1
+
+
+def test_replay_tables_units_and_grouping(tmp_path: Path) -> None:
+    table = synthetic_recordings(1, 1.0, rate=10.0, seed=1, labels=("Squat", "Situp"))
+    seed_like = table.drop(["time"])
+    for name, factor in (("acc", 10.0), ("mag", 0.1)):
+        for axis in "xyz":
+            column = f"{name}_{axis}"
+            values = np.asarray(seed_like[column]) * factor
+            seed_like = seed_like.set_column(
+                seed_like.schema.get_field_index(column), column, pa.array(values, pa.float32())
+            )
+    tracks = build_tracks(seed_like)
+    assert [t.device for t in tracks] == ["replay-s00"]
+    original = build_tracks(table)[0]
+    np.testing.assert_allclose(tracks[0].samples, original.samples, rtol=1e-5, atol=1e-4)
+    assert tracks[0].rate == pytest.approx(2.0)  # seed-fitness default when there is no time
+    assert list(tracks[0].labels[[0, -1]]) == ["Squat", "Situp"]
+    recorder_like = table.append_column("device", pa.array(["wrist-7"] * table.num_rows))
+    assert [t.device for t in build_tracks(recorder_like, units="default")] == ["wrist-7"]
+    with pytest.raises(ValueError, match="channel"):
+        build_tracks(table.drop(["acc_x"]))
+    with pytest.raises(Exception, match="device id"):
+        build_tracks(recorder_like, device_map={"wrist-7": "bad/+id"})
+
+
+def test_cli_refuses_bad_settings(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--source", "replay", "--file", str(tmp_path / "missing.parquet")]) == 2
+    assert "needs an existing --file" in capsys.readouterr().err
+    assert main(["--source", "ble"]) == 2
+    assert "--ble-devices" in capsys.readouterr().err
+    for bad in (
+        ["--schedule", "Dance:5"],
+        ["--ble-devices", "id=x;format=mp3;name=a"],
+        ["--mtu", "9"],
+    ):
+        with pytest.raises(SystemExit) as info:
+            main(bad)
+        assert info.value.code == 2
