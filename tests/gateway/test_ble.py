@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import pytest
 from bleak import BleakClient, BleakScanner
@@ -34,7 +35,7 @@ async def _until(check: Callable[[], bool], timeout: float = 10.0) -> None:
 def test_bleak_api_scan_connect_notify_disconnect_reconnect() -> None:
     async def scenario() -> None:
         air = VirtualAir([VirtualPeripheral("F0:00:00:00:00:01", "HAR-Nano-1", seed=1)])
-        kwargs = {"backend": VirtualBleakScanner, "air": air}
+        kwargs: dict[str, Any] = {"backend": VirtualBleakScanner, "air": air}
         device = await BleakScanner.find_device_by_name("HAR-Nano-1", timeout=2.0, **kwargs)
         assert device is not None and device.address == "F0:00:00:00:00:01"
         missing = await BleakScanner.find_device_by_address("F0:00:00:00:00:99", 0.3, **kwargs)

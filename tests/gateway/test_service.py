@@ -1,4 +1,4 @@
-"""``har gateway`` over a real Mosquitto: sim and replay reach the windower; statuses; CLI errors."""
+"""``har gateway`` over a real Mosquitto: sim and replay reach the windower; CLI errors."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def test_sim_devices_reach_the_windower(broker, run_service, mqtt_client):  # ty
     truth = Collector(mqtt_client, "har/+/truth")
     statuses = Collector(mqtt_client, "har/+/status")
     service_status = Collector(mqtt_client, "har/service/gateway/status")
-    running, service = start(
+    running, _service = start(
         broker,
         run_service,
         source="sim",
@@ -54,24 +54,24 @@ def test_sim_devices_reach_the_windower(broker, run_service, mqtt_client):  # ty
     windows.wait_for(predicate=every_device, timeout=15)
     truth.wait_for(predicate=lambda ms: sum(b"Jumping" in m.payload for m in ms) >= 3, timeout=15)
     running.stop()
-    got = [decode_window(m.payload) for m in windows.messages]
+    got = [decode_window(bytes(m.payload)) for m in windows.messages]
     assert {w.device for w in got} == wanted
     assert all(w.samples.shape == (20, 9) for w in got)
-    sent = [decode_frame(m.payload) for m in frames.messages]
+    sent = [decode_frame(bytes(m.payload)) for m in frames.messages]
     for device in wanted:
         seqs = [f.seq for f in sent if f.device == device]
         assert seqs == list(range(len(seqs)))  # per-device frame seq, nothing lost
     assert all(f.device_time is not None and f.rate == 50.0 for f in sent)
-    labels = [GroundTruth.from_payload(m.payload) for m in truth.messages]
+    labels = [GroundTruth.from_payload(bytes(m.payload)) for m in truth.messages]
     sim1 = [t.label for t in labels if t.device == "sim-001"]
     assert sim1[0] == "Squat" and "rest" in sim1 and "Jumping" in sim1
     last = {}
     for m in statuses.messages:
-        status = DeviceStatus.from_payload(m.payload)
+        status = DeviceStatus.from_payload(bytes(m.payload))
         last[status.device] = status
     assert {s.source for s in last.values()} == {"sim"}
     assert all(s.frames > 0 and s.lost_packets == 0 and s.decode_errors == 0 for s in last.values())
-    online = [ServiceStatus.from_payload(m.payload) for m in service_status.messages]
+    online = [ServiceStatus.from_payload(bytes(m.payload)) for m in service_status.messages]
     details = [s.details for s in online if s.state == "online"][-1]
     assert details["source"] == "sim" and details["devices"] == 3
     assert online[-1].state == "offline"
@@ -88,7 +88,7 @@ def test_replay_reaches_the_windower(broker, run_service, mqtt_client, tmp_path)
     windows = Collector(mqtt_client, "har/+/window")
     truth = Collector(mqtt_client, "har/+/truth")
     frames = Collector(mqtt_client, "har/+/imu")
-    running, service = start(
+    running, _service = start(
         broker,
         run_service,
         source="replay",
@@ -101,18 +101,20 @@ def test_replay_reaches_the_windower(broker, run_service, mqtt_client, tmp_path)
         timeout=15,
     )
     truth.wait_for(predicate=lambda ms: len(ms) >= 4, timeout=15)
-    frames.wait_for(
-        predicate=lambda ms: sum(len(decode_frame(m.payload).samples) for m in ms) >= 300
-    )
+
+    def all_samples(msgs: list) -> bool:  # type: ignore[type-arg]
+        return sum(len(decode_frame(bytes(m.payload)).samples) for m in msgs) >= 300
+
+    frames.wait_for(predicate=all_samples)
     running.stop()
-    counts = Counter()
+    counts: Counter[str] = Counter()
     for m in frames.messages:
-        frame = decode_frame(m.payload)
+        frame = decode_frame(bytes(m.payload))
         counts[frame.device] += len(frame.samples)
     assert counts == {"replay-s00": 75 * 2, "bench-b": 75 * 2}  # every sample, once
     labels = [
         (t.device, t.label)
-        for t in map(GroundTruth.from_payload, (m.payload for m in truth.messages))
+        for t in map(GroundTruth.from_payload, (bytes(m.payload) for m in truth.messages))
     ]
     assert labels.count(("bench-b", "Squat")) == 1 and labels.count(("bench-b", "Lunge")) == 1
 
@@ -132,6 +134,7 @@ def test_replay_tables_units_and_grouping(tmp_path: Path) -> None:
     original = build_tracks(table)[0]
     np.testing.assert_allclose(tracks[0].samples, original.samples, rtol=1e-5, atol=1e-4)
     assert tracks[0].rate == pytest.approx(2.0)  # seed-fitness default when there is no time
+    assert tracks[0].labels is not None
     assert list(tracks[0].labels[[0, -1]]) == ["Squat", "Situp"]
     recorder_like = table.append_column("device", pa.array(["wrist-7"] * table.num_rows))
     assert [t.device for t in build_tracks(recorder_like, units="default")] == ["wrist-7"]
