@@ -1,16 +1,20 @@
-"""Pure supervision logic for ``har up``: restart policy, backoff and service state.
+"""Pure supervision logic for ``har up``: what to run, restart policy, service state.
 
-Nothing here starts processes or talks to a broker: :class:`Supervisor` is told
-what happened (``started``, ``exited``, ``online``) with explicit times and
+Nothing here starts processes or talks to a broker: :func:`plan` turns the
+command line into the services' ``har`` arguments, and :class:`Supervisor` is
+told what happened (``started``, ``exited``, ``online``) with explicit times and
 answers what to do next (``due`` restarts), so the policy is testable without
 processes. :mod:`imu_har.launcher` is the I/O shell around it.
 """
 
 from __future__ import annotations
 
+import argparse
 import math
+import shlex
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 
@@ -178,3 +182,78 @@ class Supervisor:
     def snapshot(self) -> list[dict[str, Any]]:
         """Every service's :meth:`ServiceState.snapshot`, in start order."""
         return [self.services[n].snapshot() for n in self.names]
+
+
+# -- what to run ------------------------------------------------------------------
+SERVICES = ("gateway", "windower", "classifier", "recorder", "dashboard")
+# Names a service may use on its status topic besides its subcommand name.
+STATUS_ALIASES = {"ble_gateway": "gateway", "ble-gateway": "gateway"}
+DEFAULT_MODEL = Path("models") / "default"
+
+
+@dataclass
+class ServiceSpec:
+    """How to run one service: its ``har`` arguments and how to see it online."""
+
+    name: str
+    args: list[str]
+    health_url: str | None = None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``har up`` command line."""
+    p = argparse.ArgumentParser(
+        prog="har up",
+        description="Start broker (if none configured) and every service, supervised.",
+        epilog="Broker settings come from HAR_MQTT_* in the environment, as for every service.",
+    )
+    p.add_argument("--devices", type=int, default=3, help="simulated wearables (default 3)")
+    p.add_argument("--source", choices=("sim", "ble", "replay"), default="sim", help="wearables")
+    p.add_argument("--model", type=Path, help=f"classifier model dir (default {DEFAULT_MODEL})")
+    p.add_argument("--data-dir", type=Path, default=Path("data"), help="recordings (./data)")
+    p.add_argument("--dashboard-port", type=int, default=8501, help="dashboard HTTP port")
+    p.add_argument("--dashboard-address", default="127.0.0.1", help="0.0.0.0 for the network")
+    p.add_argument("--mqtt-host", help="use this broker instead of a private Mosquitto")
+    p.add_argument("--mqtt-port", type=int, help="broker port (private broker: a free port)")
+    for name in SERVICES:
+        p.add_argument(f"--no-{name}", action="store_true", help=f"do not start the {name}")
+        p.add_argument(f"--{name}-args", default="", metavar="ARGS", help=f"extra {name} flags")
+    p.add_argument("--status-file", type=Path, help="keep a JSON file of service states/PIDs")
+    p.add_argument("--startup-timeout", type=float, default=90.0, help="warn after (s)")
+    p.add_argument("--stop-timeout", type=float, default=10.0, help="SIGKILL after (s)")
+    p.add_argument("--restart-delay", type=float, default=1.0, help="first restart backoff (s)")
+    p.add_argument("--max-restart-delay", type=float, default=30.0, help="longest backoff (s)")
+    return p
+
+
+def resolve_model(given: Path | None) -> Path | None:
+    """The model directory to serve: ``given``, else models/default here or in the repo."""
+    if given is not None:
+        return given
+    for base in (Path.cwd(), Path(__file__).resolve().parents[1]):
+        if (base / DEFAULT_MODEL / "spec.json").is_file():
+            return base / DEFAULT_MODEL
+    return None
+
+
+def plan(args: argparse.Namespace, model: Path | None) -> list[ServiceSpec]:
+    """The services to run, in start order, with their ``har`` arguments."""
+    specs = []
+    if not args.no_gateway:
+        gateway = ["--source", args.source]
+        gateway += ["--devices", str(args.devices)] if args.source == "sim" else []
+        specs.append(ServiceSpec("gateway", gateway))
+    if not args.no_windower:
+        specs.append(ServiceSpec("windower", []))
+    if not args.no_classifier and model is not None:
+        specs.append(ServiceSpec("classifier", ["--model", str(model)]))
+    if not args.no_recorder:
+        specs.append(ServiceSpec("recorder", ["--data-dir", str(args.data_dir)]))
+    if not args.no_dashboard:
+        port, address = args.dashboard_port, args.dashboard_address
+        dash = ["--port", str(port), "--address", address, "--data-dir", str(args.data_dir)]
+        host = "127.0.0.1" if address in {"0.0.0.0", "::"} else address
+        specs.append(ServiceSpec("dashboard", dash, f"http://{host}:{port}/_stcore/health"))
+    for spec in specs:
+        spec.args += shlex.split(getattr(args, f"{spec.name}_args"))
+    return specs

@@ -23,7 +23,7 @@ import pytest
 
 from imu_har.broker import free_port
 from imu_har.cli import COMMANDS
-from imu_har.launcher import SERVICES, resolve_model
+from imu_har.supervisor import SERVICES, resolve_model
 
 pytestmark = [pytest.mark.slow, pytest.mark.broker]
 HAR = [sys.executable, "-m", "imu_har.cli"]
