@@ -40,7 +40,7 @@ def probabilities_chart(prediction: Prediction) -> alt.Chart:
         {"label": list(prediction.probabilities), "p": list(prediction.probabilities.values())}
     )
     return (
-        alt.Chart(data, height=max(120, 24 * len(data)))
+        alt.Chart(data)
         .mark_bar()
         .encode(
             x=alt.X("p:Q", title="probability", scale=alt.Scale(domain=[0, 1])),
@@ -86,13 +86,13 @@ def timeline_chart(table: pd.DataFrame, history: float) -> alt.Chart:
     recent = table[table["end"] >= -history].copy()
     recent["start"] = recent["start"].clip(lower=-history)
     return (
-        alt.Chart(recent, height=90)
+        alt.Chart(recent)
         .mark_bar()
         .encode(
             x=alt.X("start:Q", title="seconds", scale=alt.Scale(domain=[-history, 0])),
             x2="end:Q",
             y=alt.Y("row:N", title=None, sort=["predicted", "truth"]),
-            color=alt.Color("label:N", legend=alt.Legend(orient="bottom", title=None)),
+            color=alt.Color("label:N", legend=alt.Legend(orient="right", title=None)),
             tooltip=["row", "label"],
         )
     )
@@ -117,7 +117,7 @@ def confusion_chart(matrix: Sequence[Sequence[float]], labels: Sequence[str]) ->
             for j, value in enumerate(row)
         ]
     )
-    base = alt.Chart(data, height=40 * len(labels) + 40).encode(
+    base = alt.Chart(data).encode(
         x=alt.X("predicted:N", sort=list(labels)),
         y=alt.Y("true:N", sort=list(labels)),
     )

@@ -116,7 +116,11 @@ class DeviceState:
 
     def fps(self, now: float, span: float = 5.0) -> float:
         """Frames per second received over the last ``span`` seconds."""
-        return sum(1 for t in self.frame_arrivals if now - t < span) / span
+        if not self.frame_arrivals:
+            return 0.0
+        elapsed = min(span, now - self.frame_arrivals[0])  # a new device: its time so far
+        recent = sum(1 for t in self.frame_arrivals if now - t < span)
+        return recent / elapsed if elapsed > 0 else 0.0
 
 
 @dataclass(frozen=True)

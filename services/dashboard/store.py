@@ -30,6 +30,7 @@ __all__ = ["DeviceView", "Limits", "PlotFrame", "Reply", "Store"]
 
 MAX_SERVICES = 64
 MAX_REPLIES = 50
+MAX_IGNORED = 32  # distinct last topic levels counted as ignored
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,7 @@ class Store:
         self.recorder_status: dict[str, Any] | None = None
         self.replies: deque[Reply] = deque(maxlen=MAX_REPLIES)
         self.malformed: Counter[str] = Counter()
+        self.ignored: Counter[str] = Counter()  # valid traffic the dashboard does not show
         self.received = 0
         self.evicted = 0
         self._reply_prefix = f"{root}/dashboard/"
@@ -64,6 +66,7 @@ class Store:
             topics.RECORDER_REPLY.format(root): self._on_reply,
             topics.CLASSIFIER_REPLY.format(root): self._on_reply,
         }
+        self._commands = {topics.RECORDER_CMD.format(root), topics.CLASSIFIER_CMD.format(root)}
         self._device_kinds: dict[str, Any] = {
             "imu": self._on_frame,
             "window": self._on_window,
@@ -99,6 +102,9 @@ class Store:
         if topic.startswith(self._reply_prefix) and topic.endswith("/reply"):
             self._on_reply(topic, payload, now, corr)
             return
+        if topic in self._commands:  # commands (ours or anyone's) are not for display
+            self.ignored["command"] += 1
+            return
         service = topics.SERVICE_STATUS.parse(topic, self.root)
         if service is not None:
             self._on_service_status(service["service"], payload)
@@ -107,8 +113,11 @@ class Store:
         if len(parts) == 2 and parts[1] in self._device_kinds:
             device = topics.validate_device_id(parts[0])
             self._device_kinds[parts[1]](device, payload, now)
-        else:
-            self.malformed["other_topic"] += 1
+        else:  # valid MQTT traffic the dashboard has no use for: count by last level
+            key = parts[-1][:32] if parts else "outside_root"
+            self.ignored[
+                key if key in self.ignored or len(self.ignored) < MAX_IGNORED else "other"
+            ] += 1
 
     def _state(self, device: str, now: float) -> DeviceState:
         state = self._devices.get(device)
@@ -228,6 +237,7 @@ class Store:
                 "recorder_status": self.recorder_status,
                 "replies": list(self.replies),
                 "malformed": dict(self.malformed),
+                "ignored": dict(self.ignored),
                 "received": self.received,
                 "evicted": self.evicted,
                 "devices": sorted(self._devices),

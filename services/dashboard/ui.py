@@ -57,7 +57,7 @@ def broker_banner(conn: Connection) -> bool:
         f"**Broker unreachable** at {link.host}:{link.port}{reason} — reconnecting "
         f"automatically (attempt {link.attempts}, down for {ago(time.time() - link.since)}). "
         "Values below are the last ones received.",
-        icon="🔌",
+        icon=":material/cloud_off:",
     )
     return False
 

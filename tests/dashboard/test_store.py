@@ -78,12 +78,14 @@ def test_malformed_messages_are_counted_never_raised():
         ("har/recorder/status", b"[1, 2]"),
         ("har/recorder/reply", b"nope"),
         ("har/d1/window", b"xx"),
-        ("har/d1/unknown-kind", b"whatever"),
     ]
+    store.ingest("har/d1/unknown-kind", b"whatever", T0)  # not malformed: just not shown
+    store.ingest("har/recorder/cmd", b'{"action": "list"}', T0)
     for topic, payload in bad:
         store.ingest(topic, payload, T0)
     snap = store.snapshot()
     assert sum(snap["malformed"].values()) == len(bad)
+    assert snap["ignored"] == {"unknown-kind": 1, "command": 1}
     assert snap["malformed"]["bad_json"] == 6
     assert snap["malformed"]["device_mismatch"] == 1 and snap["malformed"]["bad_device"] == 1
     assert snap["model_spec"] is None and snap["services"] == {}

@@ -49,9 +49,12 @@ def render_device(view: DeviceView, now: float) -> None:
         )
     left, right = st.columns([1, 2])
     if latest is not None:
-        left.altair_chart(charts.probabilities_chart(latest), width="stretch")
+        bars = 60 + 28 * len(latest.probabilities)
+        left.altair_chart(charts.probabilities_chart(latest), width="stretch", height=bars)
         table = charts.timeline_table(view.predictions, view.truths, now)
-        right.altair_chart(charts.timeline_chart(table, config.history * 6), width="stretch")
+        right.altair_chart(
+            charts.timeline_chart(table, config.history * 6), width="stretch", height=140
+        )
     groups = charts.imu_frames(view.plot, now, config.history)
     if groups:
         for column, (unit, data) in zip(st.columns(len(groups)), groups.items(), strict=True):

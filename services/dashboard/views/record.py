@@ -81,6 +81,19 @@ except ValidationError as exc:
     st.error(f"Cannot send: {where}: {problem['msg']}")
 
 
+def describe(data: dict[str, object]) -> str:
+    """The interesting fields of a reply, e.g. ``session 2026…-wrist-1 · rows 1,234``."""
+    keys = ("session", "device", "label", "subject", "rows", "stop_reason", "finalized")
+    parts = [
+        f"{k} `{data[k]:,}`"
+        if isinstance(data[k], int) and not isinstance(data[k], bool)
+        else f"{k} `{data[k]}`"
+        for k in keys
+        if data.get(k) is not None
+    ]
+    return " · ".join(parts) or "done"
+
+
 @st.fragment(run_every=config.refresh)
 def status() -> None:
     """The last reply, the elapsed time and the recorder's live row counts."""
@@ -91,7 +104,7 @@ def status() -> None:
         if reply is None:
             st.error(f"No reply to `{action}` from the recorder (is it running?)")
         elif reply.ok:
-            st.success(f"Recorder: `{action}` ok — {reply.data}")
+            st.success(f"Recorder: {action} ok — {describe(reply.data)}")
         else:
             st.error(f"Recorder refused `{action}`: {reply.error}")
     recorder_status = conn.store.snapshot()["recorder_status"]
@@ -100,7 +113,8 @@ def status() -> None:
         rows = recording.session_rows(recorder_status, active["session"])
         c1, c2, c3 = st.columns(3)
         c1.metric("Recording", f"{active['device']} · {active['label']}")
-        c2.metric("Elapsed", ui.ago(time.time() - active["started"]))
+        elapsed = int(time.time() - active["started"])
+        c2.metric("Elapsed", f"{elapsed // 60}:{elapsed % 60:02d}")
         c3.metric("Rows", "—" if rows is None else f"{rows:,}")
         st.caption(f"Session `{active['session']}`")
     sessions = recording.open_sessions(recorder_status)

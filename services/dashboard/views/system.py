@@ -43,7 +43,7 @@ def system() -> None:
     ui.broker_banner(conn)
     snapshot = conn.store.snapshot()
     st.subheader("Broker")
-    c1, c2, c3, c4 = st.columns(4)
+    c1, c2, c3, c4 = st.columns([3, 2, 2, 2])
     c1.metric("Broker", f"{link.host}:{link.port}")
     c2.metric(
         "Connection",
@@ -52,6 +52,11 @@ def system() -> None:
     )
     c3.metric("Messages received", f"{snapshot['received']:,}")
     c4.metric("Malformed ignored", sum(snapshot["malformed"].values()))
+    if snapshot["ignored"]:
+        st.caption(
+            "Other traffic not shown: "
+            + ", ".join(f"{k} {v}" for k, v in sorted(snapshot["ignored"].items()))
+        )
     st.caption(
         f"Disconnects: {link.disconnects} · topic root `{conn.root}` · client `{conn.client_id}`"
         + (f" · last error: {link.last_error}" if link.last_error else "")
@@ -74,8 +79,8 @@ def system() -> None:
 def render_services(services: dict) -> None:
     """One expander per service with its counters, errors and details."""
     for name, status in sorted(services.items()):
-        icon = "🟢" if status.state == "online" else "🔴"
-        with st.expander(f"{icon} {name} — {status.state}"):
+        icon = ":material/check_circle:" if status.state == "online" else ":material/error:"
+        with st.expander(f"{name} — {status.state}", icon=icon):
             counters = status.counters
             if counters.rejected:
                 st.markdown(
