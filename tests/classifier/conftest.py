@@ -82,15 +82,14 @@ def window_payloads(
     return out
 
 
-def start_classifier(broker, run_service, model_dir: Path, **overrides):  # type: ignore[no-untyped-def]
+def start_classifier(broker, run_service, model_dir: Path | None, **overrides):  # type: ignore[no-untyped-def]
     """Run a classifier on the test broker (status every 0.2 s); returns the RunningService."""
-    from services.classifier.app import ClassifierSettings, build
-    from services.classifier.model import load_model
+    from services.classifier.app import ClassifierSettings, build, initial_model
 
     values = {"mqtt_port": broker.port, "status_interval": 0.2, "model": model_dir}
     values.update(overrides)
     settings = ClassifierSettings.model_validate(values)
-    runtime, service = build(settings, load_model(model_dir, settings.backend))
+    runtime, service = build(settings, initial_model(settings))
     return run_service(runtime, service)
 
 
