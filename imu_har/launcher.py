@@ -45,8 +45,19 @@ _CHILD_SHIM = (
     "import ctypes, os, signal, sys\n"
     "try: ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)\n"
     "except Exception: pass\n"
-    "if os.getppid() == 1: sys.exit(1)\n"
-    "os.execv(sys.executable, [sys.executable, '-m', 'imu_har.cli', *sys.argv[1:]])\n"
+    "if os.getppid() != int(sys.argv[1]): sys.exit(1)\n"
+    "os.execv(sys.executable, [sys.executable, '-m', 'imu_har.cli', *sys.argv[2:]])\n"
+)
+# A sleeping guard that stops the private broker (argv[2]) when the launcher dies.
+_BROKER_GUARD = (
+    "import ctypes, os, signal, sys\n"
+    "def bye(*_):\n"
+    "    try: os.kill(int(sys.argv[2]), signal.SIGTERM)\n"
+    "    finally: sys.exit(0)\n"
+    "signal.signal(signal.SIGTERM, bye)\n"
+    "ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)\n"
+    "if os.getppid() != int(sys.argv[1]): bye()\n"
+    "while True: signal.pause()\n"
 )
 _out_lock = threading.Lock()
 
@@ -98,6 +109,7 @@ class Launcher:
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.stop_event = threading.Event()
         self.broker: MosquittoBroker | None = None
+        self.guard: subprocess.Popen[bytes] | None = None
         self.env = dict(os.environ, PYTHONUNBUFFERED="1")
 
     def start_broker(self) -> None:
@@ -112,11 +124,27 @@ class Launcher:
         self.broker = MosquittoBroker(port=a.mqtt_port or free_port()).start()
         self.env.update(HAR_MQTT_HOST=self.broker.host, HAR_MQTT_PORT=str(self.broker.port))
         say("up", f"private Mosquitto on {self.broker.host}:{self.broker.port}")
+        self._guard_broker()
+
+    def _guard_broker(self) -> None:
+        """(Re)start the guard that stops the broker should the launcher be killed."""
+        self._stop_guard()
+        if self.broker is not None and self.broker.process is not None:
+            pids = [str(os.getpid()), str(self.broker.process.pid)]
+            self.guard = subprocess.Popen(
+                [sys.executable, "-c", _BROKER_GUARD, *pids], stdin=subprocess.DEVNULL
+            )
+
+    def _stop_guard(self) -> None:
+        if self.guard is not None:
+            self.guard.kill()
+            self.guard.wait()
+            self.guard = None
 
     def spawn(self, name: str) -> None:
         """Start (or restart) one service in its own process group."""
         self.sup.restarting(name)
-        cmd = [sys.executable, "-c", _CHILD_SHIM, name, *self.specs[name].args]
+        cmd = [sys.executable, "-c", _CHILD_SHIM, str(os.getpid()), name, *self.specs[name].args]
         proc = subprocess.Popen(
             cmd, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True,
@@ -209,6 +237,7 @@ class Launcher:
         if self.broker and proc is not None and proc.poll() is not None:
             say("up", "private Mosquitto died; restarting it")
             self.broker.start()
+            self._guard_broker()
 
     def shutdown(self, watcher: StatusWatcher | None = None) -> None:
         """SIGTERM every child group, wait, SIGKILL the rest, stop the broker."""
@@ -228,6 +257,7 @@ class Launcher:
         self.reap(time.time())
         if watcher is not None:
             watcher.close()
+        self._stop_guard()
         if self.broker is not None:
             self.broker.cleanup()
         self.write_status()

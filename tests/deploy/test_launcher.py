@@ -153,3 +153,23 @@ def test_har_up_refuses_bad_options_before_starting_anything(argv: list[str], me
     assert result.returncode == 2
     assert message in result.stderr
     assert "Mosquitto" not in result.stdout
+
+
+def test_nothing_outlives_a_killed_launcher(tmp_path: Path) -> None:
+    """SIGKILL gives the launcher no chance to clean up: its children must go by themselves."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HAR_")}
+    cmd = [*HAR, "up", "--devices", "1", "--no-classifier", "--no-recorder", "--no-dashboard"]
+    proc = subprocess.Popen(
+        cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    out = Output(proc)
+    try:
+        out.wait_for("all 2 services online", 45)
+        family = psutil.Process(proc.pid).children(recursive=True)
+        names = " ".join(" ".join(p.cmdline()) for p in family)
+        assert "mosquitto" in names and "windower" in names and "gateway" in names
+    finally:
+        proc.kill()
+        proc.wait(10)
+    _gone, alive = psutil.wait_procs(family, timeout=20)
+    assert not [p for p in alive if _alive(p.pid)], f"orphans: {[p.cmdline() for p in alive]}"
