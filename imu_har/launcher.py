@@ -198,15 +198,17 @@ class Launcher:
             say("up", f"all {len(self.specs)} services online; Ctrl-C stops everything")
 
     def write_status(self) -> None:
-        """Rewrite the status file atomically (when asked for one)."""
+        """Rewrite the status file atomically when it changed (if asked for one)."""
         path: Path | None = self.args.status_file
-        if path is None:
-            return
         broker = f"{self.env.get('HAR_MQTT_HOST')}:{self.env.get('HAR_MQTT_PORT', 1883)}"
         data = {"pid": os.getpid(), "broker": broker, "services": self.sup.snapshot()}
+        text = json.dumps(data, indent=2)
+        if path is None or text == getattr(self, "_status_text", None):
+            return
         tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(data, indent=2))
+        tmp.write_text(text)
         tmp.replace(path)
+        self._status_text = text
 
     def run(self) -> int:
         """Start everything, supervise until a signal, stop everything."""
