@@ -1,16 +1,23 @@
-"""Tables and Altair charts built from store views (pure: data in, chart out)."""
+"""Tables and Vega-Lite chart specs built from store views (pure: data in, chart out).
+
+Specs are plain dicts drawn with ``st.vega_lite_chart``: building them is cheap,
+unlike ``st.line_chart`` or Altair, which validate and reshape on every rerun.
+"""
 
 from __future__ import annotations
 
 import statistics
 from collections.abc import Sequence
+from typing import Any
 
-import altair as alt
 import numpy as np
 import pandas as pd
 
 from imu_har.messages import GroundTruth, Prediction
 from services.dashboard.store import DeviceView, PlotFrame
+
+Spec = dict[str, Any]
+MAX_POINTS = 400  # per plotted line: more only costs bandwidth and browser time
 
 
 def imu_frames(plot: Sequence[PlotFrame], now: float, history: float) -> dict[str, pd.DataFrame]:
@@ -25,7 +32,8 @@ def imu_frames(plot: Sequence[PlotFrame], now: float, history: float) -> dict[st
     frames = [f for f in plot if (f.channels, f.units) == layout]
     times = np.concatenate([f.times for f in frames]) - now
     samples = np.concatenate([f.samples for f in frames])
-    keep = times >= -history
+    keep = np.flatnonzero(times >= -history)
+    keep = keep[:: max(1, len(keep) // MAX_POINTS)]
     table = pd.DataFrame(samples[keep], columns=list(layout[0]), index=times[keep])
     table.index.name = "seconds"
     groups: dict[str, list[str]] = {}
@@ -34,23 +42,61 @@ def imu_frames(plot: Sequence[PlotFrame], now: float, history: float) -> dict[st
     return {unit: table[channels] for unit, channels in groups.items()}
 
 
-def probabilities_chart(prediction: Prediction) -> alt.Chart:
-    """Horizontal bars: the probability of each class in the newest prediction."""
+def line_spec(channels: Sequence[str], unit: str, height: int = 180, x: str = "seconds") -> Spec:
+    """Vega-Lite lines of the ``channels`` columns of a wide table with an ``x`` column.
+
+    The table is folded into long form in the browser, so the server does no
+    melting and no Altair validation (about 100x cheaper than ``st.line_chart``).
+    """
+    return {
+        "height": height,
+        "transform": [{"fold": list(channels), "as": ["channel", "value"]}],
+        "mark": {"type": "line", "strokeWidth": 1.2, "clip": True},
+        "encoding": {
+            "x": {"field": x, "type": "quantitative", "title": x},
+            "y": {"field": "value", "type": "quantitative", "title": unit},
+            "color": {
+                "field": "channel",
+                "type": "nominal",
+                "sort": list(channels),
+                "legend": {"orient": "bottom", "title": None},
+            },
+        },
+    }
+
+
+def probabilities_chart(prediction: Prediction) -> tuple[pd.DataFrame, Spec]:
+    """Horizontal bars: the probability of each class; the predicted one in red."""
     data = pd.DataFrame(
         {"label": list(prediction.probabilities), "p": list(prediction.probabilities.values())}
     )
-    return (
-        alt.Chart(data)
-        .mark_bar()
-        .encode(
-            x=alt.X("p:Q", title="probability", scale=alt.Scale(domain=[0, 1])),
-            y=alt.Y("label:N", title=None, sort=list(prediction.probabilities)),
-            color=alt.condition(
-                alt.datum.label == prediction.label, alt.value("#d62728"), alt.value("#1f77b4")
-            ),
-            tooltip=["label", alt.Tooltip("p:Q", format=".3f")],
-        )
-    )
+    data["predicted"] = data["label"] == prediction.label
+    spec: Spec = {
+        "height": 28 * len(data),
+        "mark": "bar",
+        "encoding": {
+            "x": {
+                "field": "p",
+                "type": "quantitative",
+                "title": "probability",
+                "scale": {"domain": [0, 1]},
+            },
+            "y": {
+                "field": "label",
+                "type": "nominal",
+                "title": None,
+                "sort": list(prediction.probabilities),
+            },
+            "color": {
+                "field": "predicted",
+                "type": "nominal",
+                "legend": None,
+                "scale": {"domain": [False, True], "range": ["#1f77b4", "#d62728"]},
+            },
+            "tooltip": [{"field": "label"}, {"field": "p", "format": ".3f"}],
+        },
+    }
+    return data, spec
 
 
 def timeline_table(
@@ -81,21 +127,31 @@ def timeline_table(
     return pd.DataFrame(rows, columns=["start", "end", "row", "label"])
 
 
-def timeline_chart(table: pd.DataFrame, history: float) -> alt.Chart:
+def timeline_chart(table: pd.DataFrame, history: float) -> tuple[pd.DataFrame, Spec]:
     """Coloured bars over time: what was predicted (smoothed) and, if known, the truth."""
     recent = table[table["end"] >= -history].copy()
     recent["start"] = recent["start"].clip(lower=-history)
-    return (
-        alt.Chart(recent)
-        .mark_bar()
-        .encode(
-            x=alt.X("start:Q", title="seconds", scale=alt.Scale(domain=[-history, 0])),
-            x2="end:Q",
-            y=alt.Y("row:N", title=None, sort=["predicted", "truth"]),
-            color=alt.Color("label:N", legend=alt.Legend(orient="right", title=None)),
-            tooltip=["row", "label"],
-        )
-    )
+    spec: Spec = {
+        "height": 90,
+        "mark": "bar",
+        "encoding": {
+            "x": {
+                "field": "start",
+                "type": "quantitative",
+                "title": "seconds",
+                "scale": {"domain": [-history, 0]},
+            },
+            "x2": {"field": "end"},
+            "y": {"field": "row", "type": "nominal", "title": None, "sort": ["predicted", "truth"]},
+            "color": {
+                "field": "label",
+                "type": "nominal",
+                "legend": {"orient": "right", "title": None},
+            },
+            "tooltip": [{"field": "row"}, {"field": "label"}],
+        },
+    }
+    return recent, spec
 
 
 def latency_ms(view: DeviceView) -> tuple[float | None, float | None]:
@@ -108,22 +164,41 @@ def latency_ms(view: DeviceView) -> tuple[float | None, float | None]:
     return classifier, (statistics.median(sourced) if sourced else None)
 
 
-def confusion_chart(matrix: Sequence[Sequence[float]], labels: Sequence[str]) -> alt.Chart:
-    """Heat map of a confusion matrix (rows = true label, columns = predicted)."""
+def confusion_chart(table: pd.DataFrame) -> tuple[pd.DataFrame, Spec]:
+    """Heat map of a confusion table (rows = true label, columns = predicted)."""
+    labels = [str(label) for label in table.index]
     data = pd.DataFrame(
         [
-            {"true": labels[i], "predicted": labels[j], "count": value}
-            for i, row in enumerate(matrix)
-            for j, value in enumerate(row)
+            {"true": labels[i], "predicted": labels[j], "count": float(table.iat[i, j])}
+            for i in range(len(labels))
+            for j in range(len(labels))
         ]
     )
-    base = alt.Chart(data).encode(
-        x=alt.X("predicted:N", sort=list(labels)),
-        y=alt.Y("true:N", sort=list(labels)),
-    )
-    heat = base.mark_rect().encode(color=alt.Color("count:Q", scale=alt.Scale(scheme="blues")))
-    text = base.mark_text().encode(text="count:Q")
-    return heat + text
+    axes = {
+        "x": {"field": "predicted", "type": "nominal", "sort": labels},
+        "y": {"field": "true", "type": "nominal", "sort": labels},
+    }
+    spec: Spec = {
+        "height": 36 * len(labels),
+        "layer": [
+            {
+                "mark": "rect",
+                "encoding": {
+                    **axes,
+                    "color": {
+                        "field": "count",
+                        "type": "quantitative",
+                        "scale": {"scheme": "blues"},
+                    },
+                },
+            },
+            {
+                "mark": "text",
+                "encoding": {**axes, "text": {"field": "count", "type": "quantitative"}},
+            },
+        ],
+    }
+    return data, spec
 
 
 def confusion_table(matrix: Sequence[Sequence[float]], labels: Sequence[str]) -> pd.DataFrame:

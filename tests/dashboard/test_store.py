@@ -179,6 +179,8 @@ def test_retained_clears_remove_state():
 def test_confusion_table_rejects_malformed_matrices():
     labels = ["a", "b"]
     assert charts.confusion_table([[1, 2], [3, 4]], labels).loc["b", "a"] == 3
+    data, spec = charts.confusion_chart(charts.confusion_table([[1, 2], [3, 4]], labels))
+    assert len(data) == 4 and data["count"].sum() == 10 and len(spec["layer"]) == 2
     for bad in ([[1, 2]], [[1, 2], [3]], [["x", 2], [3, 4]], {"a": 1}):
         try:
             charts.confusion_table(bad, labels)  # type: ignore[arg-type]

@@ -49,17 +49,16 @@ def render_device(view: DeviceView, now: float) -> None:
         )
     left, right = st.columns([1, 2])
     if latest is not None:
-        bars = 60 + 28 * len(latest.probabilities)
-        left.altair_chart(charts.probabilities_chart(latest), width="stretch", height=bars)
+        left.vega_lite_chart(*charts.probabilities_chart(latest), width="stretch")
         table = charts.timeline_table(view.predictions, view.truths, now)
-        right.altair_chart(
-            charts.timeline_chart(table, config.history * 6), width="stretch", height=140
-        )
+        right.vega_lite_chart(*charts.timeline_chart(table, config.history * 6), width="stretch")
     groups = charts.imu_frames(view.plot, now, config.history)
     if groups:
         for column, (unit, data) in zip(st.columns(len(groups)), groups.items(), strict=True):
             column.caption(f"{', '.join(data.columns)} ({unit})")
-            column.line_chart(data, height=180, x_label="seconds", y_label=unit)
+            column.vega_lite_chart(
+                data.reset_index(), charts.line_spec(list(data.columns), unit), width="stretch"
+            )
     else:
         st.caption("No IMU frames in the last seconds.")
 

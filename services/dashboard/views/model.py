@@ -69,11 +69,7 @@ def render_confusion(metrics: dict[str, object], default_labels: list[str]) -> N
         return
     st.subheader("Confusion matrix")
     left, right = st.columns([3, 2])
-    left.altair_chart(
-        charts.confusion_chart(table.values.tolist(), list(table.index)),
-        width="stretch",
-        height=90 + 36 * len(table),
-    )
+    left.vega_lite_chart(*charts.confusion_chart(table), width="stretch")
     right.dataframe(table)
 
 

@@ -2,9 +2,10 @@
 
 from pathlib import Path
 
+import pandas as pd
 import streamlit as st
 
-from services.dashboard import sessions, ui
+from services.dashboard import charts, sessions, ui
 
 config = ui.settings()
 st.title("Sessions")
@@ -18,7 +19,7 @@ def listing(data_dir: str) -> list[sessions.SessionInfo]:
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
-def preview(path: str, mtime: float) -> object:
+def preview(path: str, mtime: float) -> pd.DataFrame:
     """The first samples of a session (cached per file version)."""
     return sessions.load_preview(Path(path))
 
@@ -59,7 +60,10 @@ try:
 except (OSError, ValueError) as exc:
     st.error(f"Cannot preview {first.name}: {exc}")
 else:
-    st.line_chart(data, height=260, x_label="seconds")
+    x = str(data.index.name or "row")
+    spec = charts.line_spec(list(data.columns), "value", height=260, x=x)
+    data = data.rename_axis(x)
+    st.vega_lite_chart(data.reset_index(), spec, width="stretch")
 st.download_button(
     "Download Parquet",
     data=lambda: sessions.session_bytes(info),
