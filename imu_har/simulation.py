@@ -215,8 +215,8 @@ class WearableFleet:
 
     def _orientation(self, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         pitch, roll, yaw, travel = self._kinematics(t)
-        body = np.einsum("...ij,...jk->...ik", _body_rotation(pitch, roll, yaw), _UPRIGHT)
-        return np.einsum("...ij,...jk->...ik", body, self._placement[:, None]), travel
+        body = _body_rotation(pitch, roll, yaw) @ _UPRIGHT
+        return body @ self._placement[:, None], travel
 
     def _sense(self, t: np.ndarray) -> np.ndarray:
         h = 0.25 / self.rate
@@ -228,11 +228,11 @@ class WearableFleet:
         up = 1.0 + lift + self._jump(grid)
         force = np.zeros((*grid.shape, 3))
         force[..., 2] = up
-        acc = np.einsum("...ji,...j->...i", rot, force)
-        delta = np.einsum("...ji,...jk->...ik", rot_before, rot_after)
+        acc = (np.swapaxes(rot, -1, -2) @ force[..., None])[..., 0]
+        delta = np.swapaxes(rot_before, -1, -2) @ rot_after
         skew = (delta - np.swapaxes(delta, -1, -2)) / 2
         omega = np.stack([skew[..., 2, 1], skew[..., 0, 2], skew[..., 1, 0]], -1) / (2 * h)
-        mag = np.einsum("...ji,...j->...i", rot, self._mag_world[:, None, :])
+        mag = (np.swapaxes(rot, -1, -2) @ self._mag_world[:, None, :, None])[..., 0]
         out = np.concatenate([acc, np.degrees(omega), mag], axis=-1)
         return out + self._bias[:, None, :]
 
@@ -274,8 +274,8 @@ def _body_rotation(pitch: np.ndarray, roll: np.ndarray, yaw: np.ndarray) -> np.n
     zero = np.zeros_like(pitch)
     heading = _rotation(zero, zero, yaw)
     lean = _rotation(roll, pitch, zero)  # in body coordinates: x spine, y left, z chest
-    upright_lean = np.einsum("ij,...jk,lk->...il", _UPRIGHT, lean, _UPRIGHT)
-    return np.einsum("...ij,...jk->...ik", heading, upright_lean)
+    upright_lean = _UPRIGHT @ lean @ _UPRIGHT.T
+    return heading @ upright_lean
 
 
 class WearableSimulator:

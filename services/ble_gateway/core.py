@@ -225,6 +225,7 @@ class GatewayCore:
             "devices": len(self.links),
             "states": states,
             "frames": sum(x.frames for x in self.links.values()),
+            "samples": sum(x.samples for x in self.links.values()),
             "lost_packets": sum(x.seq.lost for x in self.links.values()),
             "decode_errors": sum(x.decode_errors for x in self.links.values()),
         }

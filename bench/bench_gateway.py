@@ -1,0 +1,132 @@
+"""Gateway throughput: ``--source sim``, N virtual wearables at 50 Hz, through a private Mosquitto.
+
+Starts a private Mosquitto and ``python -m services.ble_gateway --source sim
+--devices N`` as a separate process, counts the raw frames and samples that
+arrive on ``har/+/imu`` over a measurement interval (after a warm-up), and
+samples the gateway's and the broker's CPU and RSS. Every sim packet is a real
+batched BLE packet that goes through the gateway's decode-and-publish path.
+
+    python -m bench.bench_gateway --devices 100 1000 --seconds 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import psutil
+
+from bench.common import CpuSample, report
+from imu_har.broker import MosquittoBroker
+from imu_har.codec import decode_frame
+from imu_har.mqtt_tools import connect
+
+RATE = 50.0
+
+
+class FrameCounter:
+    """Counts frames on ``har/+/imu`` (decoding one in 50) and the gateway's own frame total."""
+
+    def __init__(self, client) -> None:  # type: ignore[no-untyped-def]
+        self.frames = self.samples = 0
+        self.published = 0  # frames the gateway says it published (its service status)
+        self.lock = threading.Lock()
+        client.message_callback_add("har/+/imu", self._on)
+        client.message_callback_add("har/service/gateway/status", self._status)
+        client.subscribe([("har/+/imu", 0), ("har/service/gateway/status", 0)])
+
+    def _on(self, _c: object, _u: object, msg) -> None:  # type: ignore[no-untyped-def]
+        with self.lock:
+            self.frames += 1
+            if self.frames % 50 == 1:
+                self.samples_per_frame = len(decode_frame(bytes(msg.payload)).samples)
+
+    def _status(self, _c: object, _u: object, msg) -> None:  # type: ignore[no-untyped-def]
+        details = json.loads(msg.payload).get("details", {})
+        with self.lock:
+            self.published = int(details.get("frames", self.published))
+            self.published_samples = int(details.get("samples", 0))
+            self.published_at = time.monotonic()
+
+    def snapshot(self) -> tuple[int, int, float]:
+        with self.lock:
+            at = getattr(self, "published_at", 0.0)
+            return self.frames, self.published, getattr(self, "published_samples", 0), at
+
+
+def run(devices: int, seconds: float, warmup: float, tick: float) -> dict[str, object]:
+    """One measurement with ``devices`` simulated wearables."""
+    with MosquittoBroker() as broker:
+        client = connect(broker.host, broker.port)
+        counter = FrameCounter(client)
+        cmd = [
+            sys.executable,
+            "-m",
+            "services.ble_gateway",
+            "--source",
+            "sim",
+            "--devices",
+            str(devices),
+            "--mqtt-port",
+            str(broker.port),
+            "--tick",
+            str(tick),
+            "--log-level",
+            "WARNING",
+            "--status-interval",
+            "1",
+        ]
+        gateway = subprocess.Popen(
+            cmd, env={**os.environ, "PYTHONUNBUFFERED": "1"}, stderr=subprocess.PIPE, text=True
+        )
+        try:
+            time.sleep(warmup)
+            gw_cpu = CpuSample(psutil.Process(gateway.pid))
+            broker_cpu = CpuSample(psutil.Process(broker.process.pid))  # type: ignore[union-attr]
+            gw_cpu.start()
+            broker_cpu.start()
+            f0, p0, s0, pt0 = counter.snapshot()
+            t0 = time.monotonic()
+            time.sleep(seconds)
+            f1, p1, s1, pt1 = counter.snapshot()
+            wall = time.monotonic() - t0
+            gw, mosq = gw_cpu.stop(), broker_cpu.stop()
+        finally:
+            gateway.terminate()
+            _, err = gateway.communicate(timeout=30)
+            client.loop_stop()
+            client.disconnect()
+    lag_lines = sum("fell" in line and "behind" in line for line in err.splitlines())
+    return {
+        "devices": devices,
+        "published_frames_per_s": (p1 - p0) / max(pt1 - pt0, 1e-9),
+        "published_samples_per_s": (s1 - s0) / max(pt1 - pt0, 1e-9),
+        "expected_samples_per_s": devices * RATE,
+        "received_frames_per_s": (f1 - f0) / wall,
+        "expected_frames_per_s": devices * RATE / round(RATE * tick),
+        "gateway_cpu_%": gw["cpu_percent"],
+        "gateway_rss_mb": gw["rss_mb"],
+        "mosquitto_cpu_%": mosq["cpu_percent"],
+        "lag_warnings": lag_lines,
+    }
+
+
+def main() -> None:
+    """Run the benchmark for each device count and print the table."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--devices", type=int, nargs="+", default=[100, 1000])
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--warmup", type=float, default=5.0)
+    parser.add_argument("--tick", type=float, default=0.2)
+    args = parser.parse_args()
+    rows = [run(n, args.seconds, args.warmup, args.tick) for n in args.devices]
+    report("gateway --source sim (frames of 10 samples, 50 Hz per wearable)", rows)
+
+
+if __name__ == "__main__":
+    main()
