@@ -25,7 +25,7 @@ class TrainParams:
     dropout: float = 0.5
     lr: float = 0.0025
     batch_size: int = 64
-    epochs: int = 40
+    epochs: int = 30
     seed: int = 0
 
     def __post_init__(self) -> None:

@@ -1,0 +1,212 @@
+"""``har train``, ``har evaluate`` and ``har tune``: thin argparse shells over the API.
+
+Every :class:`DataError` (bad columns, NaN rows, too-short recordings, damaged
+artifacts, ...) is printed as one line and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from training.errors import DataError
+from training.params import ARCHITECTURES, TrainParams, load_params
+
+
+def _layout_args(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("data layout (defaults fit the recorder's dataset)")
+    g.add_argument("--data", required=True, help="Parquet file, recorder dataset dir, or CSV")
+    g.add_argument("--group-col", help="recording/session column (default: session)")
+    g.add_argument("--label-col", help="label column (default: label, else activity)")
+    g.add_argument("--order-col", help="sample order column (times = rank / rate)")
+    g.add_argument("--time-col", help="sample time column in seconds (default: time if present)")
+    g.add_argument("--channels", nargs="+", help="channel columns (space or comma separated)")
+
+
+def _layout(args: argparse.Namespace) -> dict[str, Any]:
+    channels = None
+    if args.channels:
+        channels = tuple(c for item in args.channels for c in item.split(",") if c)
+    return {
+        "group_col": args.group_col,
+        "label_col": args.label_col,
+        "order_col": args.order_col,
+        "time_col": args.time_col,
+        "channels": channels,
+    }
+
+
+def _param_args(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("model and windows (override --params)")
+    g.add_argument("--params", help="JSON of parameters, e.g. best.json from har tune")
+    g.add_argument("--arch", choices=ARCHITECTURES, help="model family (default bilstm_stats)")
+    g.add_argument("--window", type=int, help="window length in samples (default 20)")
+    g.add_argument("--hop", type=int, help="samples between windows (default 5)")
+    g.add_argument("--rate", type=float, help="grid rate in Hz (default: data's rate column)")
+    g.add_argument("--units", type=int, help="LSTM units / CNN filters (default 50)")
+    g.add_argument("--layers", type=int, help="stacked layers (default 2)")
+    g.add_argument("--dropout", type=float)
+    g.add_argument("--lr", type=float, help="Adam learning rate")
+    g.add_argument("--batch-size", type=int)
+    g.add_argument("--epochs", type=int)
+    g.add_argument("--seed", type=int)
+
+
+def _params(args: argparse.Namespace) -> TrainParams:
+    base = load_params(args.params) if args.params else TrainParams()
+    names = ["arch", "window", "hop", "rate", "units", "layers", "dropout", "lr", "batch_size", "epochs", "seed"]
+    return base.with_overrides(**{n: getattr(args, n) for n in names})
+
+
+def _cv(value: str) -> int | str:
+    if value == "logo":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError("--cv takes K (>= 2), 0 or 'logo'") from None
+
+
+def _progress(quiet: bool) -> Callable[[str], None] | None:
+    from training.fit import stderr_progress
+
+    return None if quiet else stderr_progress
+
+
+def _run(prog: str, body: Callable[[], int]) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        return body()
+    except DataError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def train_main(argv: Sequence[str] | None = None) -> int:
+    """``har train``: windows -> model -> artifact directory."""
+    parser = argparse.ArgumentParser(prog="har train", description="Train a model artifact.")
+    _layout_args(parser)
+    parser.add_argument("--out", required=True, help="artifact directory to write")
+    _param_args(parser)
+    parser.add_argument(
+        "--cv", type=_cv, help="grouped K-fold first (0 or 'logo': leave one group out)"
+    )
+    parser.add_argument("--name", help="model name in spec.json")
+    parser.add_argument("--quiet", action="store_true", help="no per-epoch progress")
+    args = parser.parse_args(argv)
+
+    def body() -> int:
+        from training.api import train_artifact
+
+        started = time.monotonic()
+        spec = train_artifact(
+            args.data,
+            args.out,
+            params=_params(args),
+            cv=args.cv,
+            progress=_progress(args.quiet),
+            name=args.name,
+            layout=_layout(args),
+        )
+        t: dict[str, Any] = spec.training
+        print(
+            f"model {spec.name} version {spec.version} -> {args.out}\n"
+            f"  {t['n_windows']} windows from {t['n_recordings']} recordings in "
+            f"{len(t['groups'])} groups (label, channels: {len(spec.labels)}, "
+            f"{len(spec.channels)}); window {spec.window} hop {spec.hop} at {spec.rate:g} Hz"
+        )
+        cv = spec.metrics.get("cv")
+        if isinstance(cv, dict):
+            per_fold = ", ".join(f"{f['accuracy']:.3f}" for f in cv["folds"])
+            print(
+                f"  grouped CV ({cv['k']} folds): mean accuracy {cv['mean_accuracy']:.4f}, "
+                f"min {cv['min_accuracy']:.4f}, mean macro-F1 {cv['mean_macro_f1']:.4f}\n"
+                f"  per fold: {per_fold}"
+            )
+        else:
+            print(
+                f"  training accuracy {spec.metrics['train_accuracy']:.4f} "
+                "(not a validation score: use --cv K for an honest estimate)"
+            )
+        print(f"  done in {time.monotonic() - started:.0f} s")
+        return 0
+
+    return _run("har train", body)
+
+
+def evaluate_main(argv: Sequence[str] | None = None) -> int:
+    """``har evaluate``: accuracy, macro-F1 and per-class results of an artifact on data."""
+    parser = argparse.ArgumentParser(prog="har evaluate", description="Evaluate a model artifact.")
+    parser.add_argument("--model", required=True, help="artifact directory")
+    _layout_args(parser)
+    parser.add_argument("--json", help="write the report here (and a confusion-matrix PNG beside)")
+    args = parser.parse_args(argv)
+
+    def body() -> int:
+        from training.api import evaluate_artifact
+
+        layout = {k: v for k, v in _layout(args).items() if v is not None}
+        report = evaluate_artifact(args.model, args.data, **layout)
+        print(
+            f"accuracy {report['accuracy']:.4f}  macro-F1 {report['macro_f1']:.4f}  "
+            f"({report['n_windows']} windows)"
+        )
+        for label, m in report["per_class"].items():
+            print(
+                f"  {label:<20} precision {m['precision']:.3f}  recall {m['recall']:.3f}  "
+                f"support {m['support']}"
+            )
+        if report["unknown_labels"]:
+            print(f"  labels the model does not know: {report['unknown_labels']}")
+        if args.json:
+            from training.evaluation import plot_confusion
+
+            path = Path(args.json)
+            path.write_text(json.dumps(report, indent=1) + "\n")
+            plot_confusion(report, path.with_suffix(".png"))
+            print(f"report: {path} and {path.with_suffix('.png')}")
+        return 0
+
+    return _run("har evaluate", body)
+
+
+def tune_main(argv: Sequence[str] | None = None) -> int:
+    """``har tune``: hyperopt TPE over window, hop, units, layers, dropout, lr, batch, epochs."""
+    parser = argparse.ArgumentParser(prog="har tune", description="Hyperparameter search.")
+    _layout_args(parser)
+    parser.add_argument("--trials", type=int, required=True, help="total trials of the search")
+    parser.add_argument("--out", required=True, help="search directory (resumes if it exists)")
+    parser.add_argument("--cv", type=_cv, default=5, help="grouped folds per trial (default 5)")
+    parser.add_argument("--max-epochs", type=int, default=60)
+    _param_args(parser)
+    args = parser.parse_args(argv)
+
+    def body() -> int:
+        from training.tune import BEST_FILE, tune
+
+        base = _params(args)
+        if base.rate is None:
+            from training.api import as_table
+            from training.data import data_rate
+
+            base = base.with_overrides(rate=data_rate(as_table(args.data), None))
+        data = {"path": str(Path(args.data).resolve()), "layout": _layout(args), "cv": args.cv}
+        started = time.monotonic()
+        best = tune(
+            data, args.out, args.trials, base, max_epochs=args.max_epochs, progress=_progress(False)
+        )
+        print(
+            f"best of {best['trials']} trials: mean accuracy {best['mean_accuracy']:.4f} "
+            f"(min {best['min_accuracy']:.4f}) with {best['params']}\n"
+            f"  -> {Path(args.out) / BEST_FILE} (use: har train --params ...); "
+            f"{time.monotonic() - started:.0f} s"
+        )
+        return 0
+
+    return _run("har tune", body)
