@@ -30,6 +30,7 @@ from imu_har.logs import configure_logging
 from imu_har.runtime import Inbound, ServiceRuntime
 from imu_har.settings import MqttSettings, load_settings
 from services.classifier.core import Classifier, Pending, window_device
+from services.classifier.fastpath import DeviceIds, fast_window
 from services.classifier.model import LoadedModel, load_model
 from services.classifier.reload import (
     ArtifactKey,
@@ -79,6 +80,7 @@ class ClassifierService:
         )
         self.reloader = Reloader(self._load)
         self._prefix = self.root + "/"
+        self._ids = DeviceIds()
         self._cmd_topic = topics.CLASSIFIER_CMD.format(self.root)
         self._reply_topic = topics.CLASSIFIER_REPLY.format(self.root)
         self._spec_topic = topics.MODEL_SPEC.format(self.root)
@@ -127,7 +129,7 @@ class ClassifierService:
         self, message: Inbound, now: float, groups: dict[int, tuple[LoadedModel, list[Pending]]]
     ) -> None:
         try:
-            window = decode_window(message.payload)
+            window = fast_window(message.payload, self._ids) or decode_window(message.payload)
             if window_device(message.topic, self._prefix) != window.device:
                 raise PayloadError("device_mismatch", f"payload device {window.device!r}")
             model = self.core.route(window, now)
@@ -141,11 +143,13 @@ class ClassifierService:
 
     def _classify(self, model: LoadedModel, pending: list[Pending]) -> None:
         publish, root = self.runtime.publish, self._prefix
-        for window, payload in self.core.classify(pending, model):
-            if payload is None:
-                self.runtime.reject("bad_output", f"{window.device}#{window.seq}: non-finite")
-            else:
-                publish(root + window.device + "/prediction", payload)
+        predictions, rejected = self.core.classify(pending, model)
+        for window, payload in predictions:
+            publish(root + window.device + "/prediction", payload)
+        for item in rejected:
+            self.runtime.reject(
+                item.reason, f"{item.window.device}#{item.window.seq}: {item.detail}"
+            )
 
     # -- commands and reloads ------------------------------------------------------------
     def _command(self, message: Inbound) -> None:

@@ -128,16 +128,14 @@ class TensorflowBackend:
     name = "tensorflow"
 
     def __init__(self, path: Path, threads: int = 1) -> None:
-        try:
-            from training.artifact import load_keras_model  # custom layers, safe_mode
-        except ImportError:
-            load_keras_model = None
-        if load_keras_model is not None:
-            self.model = load_keras_model(path.parent)
-        else:
+        try:  # the training package checks the Keras model against spec.json
+            from training.artifact import load_keras_model
+        except ImportError:  # a classifier-only install: plain Keras, still safe_mode
             import keras
 
             self.model = keras.saving.load_model(path, compile=False, safe_mode=True)
+        else:
+            self.model = load_keras_model(path.parent)
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """Run one batch in inference mode."""

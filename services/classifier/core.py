@@ -61,18 +61,29 @@ def window_device(topic: str, prefix: str) -> str | None:
 
 
 class PredictionEncoder:
-    """Prediction JSON for one model, from pre-escaped constant pieces."""
+    """Prediction JSON for one model: one ``%`` template with pre-escaped labels and names.
+
+    A single C-level ``%`` formatting per window is several times cheaper than
+    pydantic or ``json.dumps``; window times keep full precision (``%r``).
+    """
 
     def __init__(self, spec: ModelSpec) -> None:
-        self.labels = list(spec.labels)
-        self._keys = [json.dumps(label) + ":" for label in spec.labels]
-        self._names = [json.dumps(label) for label in spec.labels]
-        self._unknown = json.dumps(UNKNOWN)
-        self._model = f'"model":{json.dumps(spec.name)},"model_version":{json.dumps(spec.version)}'
+        def literal(value: str) -> str:  # a JSON string, safe inside a % template
+            return json.dumps(value).replace("%", "%%")
 
-    def label_json(self, label: str) -> str:
-        """A label as a JSON string."""
-        return json.dumps(label)
+        self.labels = list(spec.labels)
+        self._names = {i: json.dumps(label) for i, label in enumerate(spec.labels)}
+        self._names[-1] = json.dumps(UNKNOWN)
+        self._smoothed = {label: json.dumps(label) for label in [*spec.labels, UNKNOWN]}
+        # %.9g round-trips float32 exactly and is ~5x cheaper than %r of its float64 value
+        pairs = ",".join(literal(label) + ":%.9g" for label in spec.labels)
+        self._template = (
+            '{"device":"%s","window_seq":%d,"window_start":%r,"window_end":%r,'
+            '"label":%s,"confidence":%.9g,"probabilities":{' + pairs + "},"
+            '"smoothed_label":%s,'
+            f'"model":{literal(spec.name)},"model_version":{literal(spec.version)},'
+            '"latency_ms":%.4f,"source_time":%r,"classified_at":%.6f}'
+        )
 
     def encode(
         self,
@@ -86,18 +97,30 @@ class PredictionEncoder:
         """One Prediction JSON payload (fields as :class:`imu_har.messages.Prediction`)."""
         best = max(probs)
         confidence = 1.0 if best > 1.0 else (0.0 if best < 0.0 else best)
-        keys = self._keys
-        pairs = ",".join([keys[i] + repr(p) for i, p in enumerate(probs)])
-        name = self._names[label] if label >= 0 else self._unknown
-        smoothed_json = self._unknown if smoothed == UNKNOWN else json.dumps(smoothed)
-        return (
-            f'{{"device":"{window.device}","window_seq":{window.seq},'
-            f'"window_start":{window.start!r},"window_end":{window.end!r},'
-            f'"label":{name},"confidence":{confidence!r},"probabilities":{{{pairs}}},'
-            f'"smoothed_label":{smoothed_json},{self._model},'
-            f'"latency_ms":{latency_ms!r},"source_time":{window.source_time!r},'
-            f'"classified_at":{now!r}}}'
-        ).encode()
+        smoothed_json = self._smoothed.get(smoothed) or json.dumps(smoothed)
+        values = (
+            window.device,
+            window.seq,
+            window.start,
+            window.end,
+            self._names[label],
+            confidence,
+            *probs,
+            smoothed_json,
+            latency_ms,
+            window.source_time,
+            now,
+        )
+        return (self._template % values).encode()
+
+
+@dataclass
+class Rejected:
+    """A window refused after decoding: why, for the reject counter."""
+
+    window: Window
+    reason: str
+    detail: str
 
 
 @dataclass
@@ -159,39 +182,56 @@ class Classifier:
 
     def classify(
         self, pending: list[Pending], model: LoadedModel | None = None
-    ) -> list[tuple[Window, bytes | None]]:
+    ) -> tuple[list[tuple[Window, bytes]], list[Rejected]]:
         """Predictions for windows that all fit ``model`` (default: the active one).
 
-        A window whose model output is not finite gets ``None`` instead of a payload.
+        Also returns the windows refused here: non-finite samples (``not_finite``;
+        checked per batch for windows from :func:`fastpath.fast_window`) or a
+        non-finite model output (``bad_output``).
         """
         if not pending:
-            return []
+            return [], []
         model = model or self.model
         batch = np.stack([p.window.samples for p in pending])
+        rejected: list[Rejected] = []
+        finite_in = np.isfinite(batch).all(axis=(1, 2))
+        if not finite_in.all():
+            keep = finite_in.tolist()
+            rejected = [
+                Rejected(p.window, "not_finite", "samples contain NaN or infinity")
+                for p, ok in zip(pending, keep, strict=True)
+                if not ok
+            ]
+            pending = [p for p, ok in zip(pending, keep, strict=True) if ok]
+            batch = batch[finite_in]
+            if not pending:
+                return [], rejected
         probs = np.asarray(model.predict(batch), dtype=np.float32)
         finite = np.isfinite(probs.sum(axis=1)).tolist()
         rows = probs.tolist()
+        best = probs.argmax(axis=1).tolist()
+        confident = (probs.max(axis=1) >= self.smoother.threshold).tolist()
         encoder = self._encoder(model)
         smoother = self.smoother
         smooth = model.spec.labels == smoother.labels
-        out: list[tuple[Window, bytes | None]] = []
+        out: list[tuple[Window, bytes]] = []
         for i, item in enumerate(pending):
             window = item.window
             if not finite[i]:
-                out.append((window, None))
+                rejected.append(Rejected(window, "bad_output", "model output is not finite"))
                 continue
-            label = smoother.label_of(probs[i])
+            label = best[i] if confident[i] else -1
             now = time.time()
             if smooth:
-                smoother.add(window.device, window.seq, window.start, probs[i], now)
+                smoother.add(window.device, window.seq, window.start, probs[i], now, label)
                 smoothed = smoother.smoothed(window.device, window.seq)
             else:
-                smoothed = smoother.name(label) if label >= 0 else UNKNOWN
+                smoothed = encoder.labels[label] if label >= 0 else UNKNOWN
             latency = max(0.0, 1000.0 * (now - item.received_at))
             out.append((window, encoder.encode(window, rows[i], label, smoothed, latency, now)))
         self.batches += 1
         self.classified += len(out)
-        return out
+        return out, rejected
 
     def observe(self, payload: bytes, now: float) -> bool:
         """Feed another replica's prediction into smoothing; False if it does not fit."""

@@ -68,8 +68,19 @@ class Smoother:
         """Label name of an index from :meth:`label_of`."""
         return self.labels[index] if index >= 0 else UNKNOWN
 
-    def add(self, device: str, seq: int, start: float, probs: np.ndarray, now: float = 0.0) -> None:
-        """Record the probabilities of window ``seq`` (own result or another replica's)."""
+    def add(
+        self,
+        device: str,
+        seq: int,
+        start: float,
+        probs: np.ndarray,
+        now: float = 0.0,
+        label: int | None = None,
+    ) -> None:
+        """Record the probabilities of window ``seq`` (own result or another replica's).
+
+        ``label`` is :meth:`label_of` of ``probs`` when the caller computed it already.
+        """
         history = self._devices.get(device)
         if history is None:
             if len(self._devices) >= self.max_devices:
@@ -82,7 +93,9 @@ class Smoother:
             history.entries.clear()  # the windower restarted its sequence
             history.newest = -1
         history.updated = now
-        history.entries[seq] = _Entry(start, probs, self.label_of(probs))
+        history.entries[seq] = _Entry(
+            start, probs, self.label_of(probs) if label is None else label
+        )
         if seq > history.newest:
             history.newest, history.newest_start = seq, start
             floor = seq - self._keep

@@ -95,14 +95,15 @@ def test_encoded_prediction_is_a_valid_prediction_message() -> None:
     spec = make_spec()
     encoder = PredictionEncoder(spec)
     window = make_window()
-    probs = [0.1, 0.7000000476837158, 0.19999998]
+    probs = np.array([0.1, 0.7, 0.2], np.float32).tolist()  # model outputs are float32
     payload = encoder.encode(window, probs, 1, LABELS[2], 3.25, 1234.5)
     prediction = Prediction.from_payload(payload)
     assert prediction.device == "dev-1" and prediction.window_seq == 7
     assert (prediction.window_start, prediction.window_end) == (1000.0, 1000.38)
     assert prediction.label == "Squat" and prediction.smoothed_label == LABELS[2]
-    assert prediction.confidence == probs[1]
-    assert prediction.probabilities == dict(zip(LABELS, probs, strict=True))
+    assert np.float32(prediction.confidence) == np.float32(probs[1])  # float32 round-trips
+    served = [prediction.probabilities[label] for label in LABELS]
+    assert np.array_equal(np.array(served, np.float32), np.array(probs, np.float32))
     assert (prediction.model, prediction.model_version) == ("tiny", "abc123")
     assert prediction.latency_ms == 3.25 and prediction.source_time == 1000.5
     assert prediction.classified_at == 1234.5

@@ -1,0 +1,327 @@
+"""Classifier throughput and latency through a real Mosquitto, against a Keras baseline.
+
+For each batch limit, a ``har classifier`` process (ONNX Runtime / LiteRT, no
+TensorFlow) serves windows from a separate publisher process:
+
+* steady: windows at a fixed rate (default 1,000/s over 50 devices); latency is
+  window published -> prediction received, from the ``source_time`` the
+  publisher stamps into each window and the prediction echoes;
+* saturated: ``--burst`` windows as fast as the publisher can send them;
+  windows/s is predictions received / (last received - first published).
+
+The baseline is a minimal service that calls Keras ``model.predict`` once per
+window, measured in the same run. RSS is the peak resident memory of each
+service process (sampled every 100 ms).
+
+    python -m bench.bench_classifier --batches 1 16 64 256 --model models/default
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import struct
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+
+from bench.common import report
+from imu_har.broker import MosquittoBroker
+from imu_har.codec import Window, encode_window
+from imu_har.model_spec import load_spec
+from imu_har.mqtt_tools import Collector, connect
+
+ROOT = Path(__file__).resolve().parents[1]
+SOURCE_TIME = b'"source_time":'
+
+
+def payloads(
+    spec_window: int, channels: int, rate: float, devices: int
+) -> list[tuple[str, bytearray, int]]:
+    """One pre-encoded window per device, with the byte offset of its source_time field."""
+    rng = np.random.default_rng(0)
+    out = []
+    for d in range(devices):
+        device = f"bench{d:04d}"
+        samples = rng.normal(0, 1, (spec_window, channels)).astype(np.float32)
+        window = Window(device, 0, 1000.0, 1000.0 + (spec_window - 1) / rate, rate, samples, 1.0)
+        offset = 4 + len(device) + 4 + 8 + 8  # prefix, id, seq, start, end
+        out.append((f"har/{device}/window", bytearray(encode_window(window)), offset))
+    return out
+
+
+def publisher(
+    port: int, shape: tuple[int, int, float], devices: int, count: int, rate: float, ready
+) -> None:  # type: ignore[no-untyped-def]
+    """Publish ``count`` windows round-robin over ``devices`` at ``rate``/s (0: flat out)."""
+    client = connect("127.0.0.1", port)
+    items = payloads(shape[0], shape[1], shape[2], devices)
+    ready.wait()
+    started = time.perf_counter()
+    for i in range(count):
+        topic, buf, offset = items[i % devices]
+        struct.pack_into("<I", buf, offset - 20, i // devices)  # window seq
+        if rate:
+            due = started + i / rate
+            while (delay := due - time.perf_counter()) > 0:
+                time.sleep(min(delay, 0.001))
+        struct.pack_into("<d", buf, offset, time.time())
+        client.publish(topic, bytes(buf))
+    time.sleep(0.5)
+    client.disconnect()
+
+
+class Receiver:
+    """Counts predictions and their latency (now - echoed source_time) without JSON parsing."""
+
+    def __init__(self, client) -> None:  # type: ignore[no-untyped-def]
+        self.latencies: list[float] = []
+        self.first = self.last = 0.0
+        client.message_callback_add("har/+/prediction", self._on)
+        client.subscribe("har/+/prediction", 0)
+
+    def _on(self, _c: object, _u: object, msg) -> None:  # type: ignore[no-untyped-def]
+        now = time.time()
+        payload = msg.payload
+        i = payload.find(SOURCE_TIME) + len(SOURCE_TIME)
+        sent = float(payload[i : payload.index(b",", i)])
+        self.latencies.append(now - sent)
+        self.last = now
+        if not self.first:
+            self.first = now
+
+    def reset(self) -> None:
+        self.latencies, self.first, self.last = [], 0.0, 0.0
+
+    def wait(self, count: int, idle: float = 3.0, limit: float = 120.0) -> None:
+        """Until ``count`` arrived, nothing arrived for ``idle`` s, or ``limit`` s passed."""
+        deadline, seen, since = time.monotonic() + limit, -1, time.monotonic()
+        while len(self.latencies) < count and time.monotonic() < deadline:
+            if len(self.latencies) != seen:
+                seen, since = len(self.latencies), time.monotonic()
+            elif time.monotonic() - since > idle:
+                break
+            time.sleep(0.02)
+
+
+class PeakRss:
+    """Samples a process's RSS every 100 ms in a thread; keeps the peak (MB)."""
+
+    def __init__(self, pid: int) -> None:
+        self.process, self.peak, self._stop = psutil.Process(pid), 0.0, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.1):
+            try:
+                self.peak = max(self.peak, self.process.memory_info().rss / 2**20)
+            except psutil.Error:
+                return
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._thread.join()
+        return self.peak
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values) * 1000, q)) if values else float("nan")
+
+
+def drive(
+    broker: MosquittoBroker, receiver: Receiver, shape, devices: int, count: int, rate: float
+) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    """One publisher run; returns windows/s, latency percentiles (ms) and lost windows."""
+    receiver.reset()
+    ctx = mp.get_context("spawn")
+    ready = ctx.Event()
+    proc = ctx.Process(target=publisher, args=(broker.port, shape, devices, count, rate, ready))
+    proc.start()
+    time.sleep(1.5)  # the publisher connects and encodes
+    started = time.time()
+    ready.set()
+    receiver.wait(count, idle=3.0 if rate else 5.0)
+    proc.join(30)
+    got = len(receiver.latencies)
+    span = (receiver.last - started) if got else float("nan")
+    return {
+        "windows_per_s": got / span if got else 0.0,
+        "p50_ms": percentile(receiver.latencies, 50),
+        "p99_ms": percentile(receiver.latencies, 99),
+        "lost": count - got,
+    }
+
+
+def start_service(args: list[str], port: int, client) -> subprocess.Popen:  # type: ignore[no-untyped-def, type-arg]
+    env = {**os.environ, "HAR_MQTT_PORT": str(port), "HAR_LOG_LEVEL": "WARNING"}
+    proc = subprocess.Popen([sys.executable, *args], env=env, cwd=ROOT)
+    status = Collector(client, "har/service/+/status")
+    status.wait_for(timeout=120, predicate=lambda ms: any(b'"online"' in m.payload for m in ms))
+    client.unsubscribe("har/service/+/status")
+    return proc
+
+
+def stop_service(proc: subprocess.Popen) -> None:  # type: ignore[type-arg]
+    proc.terminate()
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    time.sleep(0.5)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, default=ROOT / "models" / "default")
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 4, 16, 64, 256])
+    parser.add_argument("--backend", default="auto")
+    parser.add_argument("--devices", type=int, default=50)
+    parser.add_argument("--steady-rate", type=float, default=1000.0)
+    parser.add_argument("--steady-seconds", type=float, default=8.0)
+    parser.add_argument("--burst", type=int, default=30000)
+    parser.add_argument("--baseline-windows", type=int, default=300)
+    parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument("--baseline-service", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.baseline_service:
+        baseline_service(args.baseline_service)
+        return
+    spec = load_spec(args.model)
+    shape = (spec.window, len(spec.channels), spec.rate)
+    rows: list[dict[str, object]] = []
+    with MosquittoBroker() as broker:
+        client = connect(broker.host, broker.port)
+        receiver = Receiver(client)
+        for batch in args.batches:
+            proc = start_service(
+                [
+                    "-m",
+                    "services.classifier",
+                    "--model",
+                    str(args.model),
+                    "--backend",
+                    args.backend,
+                    "--max-batch",
+                    str(batch),
+                ],
+                broker.port,
+                client,
+            )
+            rss = PeakRss(proc.pid)
+            drive(broker, receiver, shape, args.devices, 500, 500.0)  # warm-up
+            steady = drive(
+                broker,
+                receiver,
+                shape,
+                args.devices,
+                int(args.steady_rate * args.steady_seconds),
+                args.steady_rate,
+            )
+            burst = drive(broker, receiver, shape, args.devices, args.burst, 0.0)
+            rows.append(row(f"classifier max_batch={batch}", steady, burst, rss.stop()))
+            stop_service(proc)
+            print(rows[-1], flush=True)
+        if not args.no_baseline:
+            proc = start_service(
+                ["-m", "bench.bench_classifier", "--baseline-service", str(args.model)],
+                broker.port,
+                client,
+            )
+            rss = PeakRss(proc.pid)
+            drive(broker, receiver, shape, args.devices, 20, 10.0)  # warm-up
+            steady = drive(broker, receiver, shape, args.devices, 100, 10.0)
+            burst = drive(broker, receiver, shape, args.devices, args.baseline_windows, 0.0)
+            rows.append(
+                row(
+                    "baseline: keras predict per window",
+                    steady,
+                    burst,
+                    rss.stop(),
+                    steady_rate=10.0,
+                )
+            )
+            stop_service(proc)
+        client.disconnect()
+    report("classifier", rows)
+
+
+def baseline_service(model_dir: Path) -> None:
+    """The naive classifier: Keras ``model.predict`` once per window, pydantic JSON out."""
+    from imu_har.codec import decode_window
+    from imu_har.messages import Prediction
+    from imu_har.runtime import Inbound, ServiceRuntime
+    from imu_har.settings import MqttSettings
+    from training.artifact import load_artifact
+
+    artifact = load_artifact(model_dir)
+    spec, model = artifact.spec, artifact.model
+    settings = MqttSettings(mqtt_port=int(os.environ["HAR_MQTT_PORT"]), log_level="WARNING")
+    runtime = ServiceRuntime("baseline", settings)
+
+    class Baseline:
+        def subscriptions(self) -> list[tuple[str, int]]:
+            return [("har/+/window", 0)]
+
+        def handle_batch(self, messages: list[Inbound]) -> None:
+            for message in messages:
+                window = decode_window(message.payload)
+                probs = model.predict(window.samples[None], verbose=0)[0]
+                best = int(np.argmax(probs))
+                prediction = Prediction(
+                    device=window.device,
+                    window_seq=window.seq,
+                    window_start=window.start,
+                    window_end=window.end,
+                    label=spec.labels[best],
+                    confidence=min(1.0, float(probs[best])),
+                    probabilities=dict(zip(spec.labels, map(float, probs), strict=True)),
+                    smoothed_label=spec.labels[best],
+                    model=spec.name,
+                    model_version=spec.version,
+                    latency_ms=1000 * (time.time() - message.received_at),
+                    source_time=window.source_time,
+                )
+                runtime.publish_message(prediction, device=window.device)
+
+        def tick(self, now: float) -> None: ...
+
+        def details(self) -> dict[str, object]:
+            return {}
+
+        def close(self) -> None: ...
+
+    runtime.run(Baseline())
+
+
+def row(
+    name: str,
+    steady: dict[str, float],
+    burst: dict[str, float],
+    rss: float,
+    steady_rate: float = 0.0,
+) -> dict[str, object]:
+    """One table row."""
+    return {
+        "service": name,
+        "steady_rate": steady_rate or "1000/s",
+        "steady_p50_ms": round(steady["p50_ms"], 2),
+        "steady_p99_ms": round(steady["p99_ms"], 2),
+        "steady_lost": steady["lost"],
+        "burst_windows_per_s": round(burst["windows_per_s"], 1),
+        "burst_p50_ms": round(burst["p50_ms"], 1),
+        "burst_p99_ms": round(burst["p99_ms"], 1),
+        "burst_lost": burst["lost"],
+        "peak_rss_mb": round(rss, 1),
+    }
+
+
+if __name__ == "__main__":
+    main()
