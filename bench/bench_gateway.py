@@ -53,7 +53,7 @@ class FrameCounter:
             self.published_samples = int(details.get("samples", 0))
             self.published_at = time.monotonic()
 
-    def snapshot(self) -> tuple[int, int, float]:
+    def snapshot(self) -> tuple[int, int, int, float]:
         with self.lock:
             at = getattr(self, "published_at", 0.0)
             return self.frames, self.published, getattr(self, "published_samples", 0), at
