@@ -42,7 +42,7 @@ def imu_frames(plot: Sequence[PlotFrame], now: float, history: float) -> dict[st
     return {unit: table[channels] for unit, channels in groups.items()}
 
 
-def line_spec(channels: Sequence[str], unit: str, height: int = 180, x: str = "seconds") -> Spec:
+def line_spec(channels: Sequence[str], unit: str, height: int = 240, x: str = "seconds") -> Spec:
     """Vega-Lite lines of the ``channels`` columns of a wide table with an ``x`` column.
 
     The table is folded into long form in the browser, so the server does no
@@ -72,7 +72,7 @@ def probabilities_chart(prediction: Prediction) -> tuple[pd.DataFrame, Spec]:
     )
     data["predicted"] = data["label"] == prediction.label
     spec: Spec = {
-        "height": 28 * len(data),
+        "height": 70 + 26 * len(data),
         "mark": "bar",
         "encoding": {
             "x": {
@@ -132,7 +132,7 @@ def timeline_chart(table: pd.DataFrame, history: float) -> tuple[pd.DataFrame, S
     recent = table[table["end"] >= -history].copy()
     recent["start"] = recent["start"].clip(lower=-history)
     spec: Spec = {
-        "height": 90,
+        "height": 130,
         "mark": "bar",
         "encoding": {
             "x": {
@@ -179,7 +179,7 @@ def confusion_chart(table: pd.DataFrame) -> tuple[pd.DataFrame, Spec]:
         "y": {"field": "true", "type": "nominal", "sort": labels},
     }
     spec: Spec = {
-        "height": 36 * len(labels),
+        "height": 110 + 36 * len(labels),
         "layer": [
             {
                 "mark": "rect",

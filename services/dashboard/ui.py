@@ -6,6 +6,7 @@ Everything here runs on Streamlit's script thread.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import streamlit as st
 
@@ -60,6 +61,12 @@ def broker_banner(conn: Connection) -> bool:
         icon=":material/cloud_off:",
     )
     return False
+
+
+def chart(container: Any, data: Any, spec: dict[str, Any]) -> None:
+    """Draw a Vega-Lite spec; its ``height`` is the whole chart's height on the page."""
+    body = {k: v for k, v in spec.items() if k != "height"}
+    container.vega_lite_chart(data, body, width="stretch", height=int(spec.get("height", 200)))
 
 
 def fmt(value: float | None, pattern: str = "{:.1f}", none: str = "—") -> str:

@@ -49,16 +49,14 @@ def render_device(view: DeviceView, now: float) -> None:
         )
     left, right = st.columns([1, 2])
     if latest is not None:
-        left.vega_lite_chart(*charts.probabilities_chart(latest), width="stretch")
+        ui.chart(left, *charts.probabilities_chart(latest))
         table = charts.timeline_table(view.predictions, view.truths, now)
-        right.vega_lite_chart(*charts.timeline_chart(table, config.history * 6), width="stretch")
+        ui.chart(right, *charts.timeline_chart(table, config.history * 6))
     groups = charts.imu_frames(view.plot, now, config.history)
     if groups:
         for column, (unit, data) in zip(st.columns(len(groups)), groups.items(), strict=True):
             column.caption(f"{', '.join(data.columns)} ({unit})")
-            column.vega_lite_chart(
-                data.reset_index(), charts.line_spec(list(data.columns), unit), width="stretch"
-            )
+            ui.chart(column, data.reset_index(), charts.line_spec(list(data.columns), unit))
     else:
         st.caption("No IMU frames in the last seconds.")
 

@@ -69,7 +69,7 @@ def render_confusion(metrics: dict[str, object], default_labels: list[str]) -> N
         return
     st.subheader("Confusion matrix")
     left, right = st.columns([3, 2])
-    left.vega_lite_chart(*charts.confusion_chart(table), width="stretch")
+    ui.chart(left, *charts.confusion_chart(table))
     right.dataframe(table)
 
 

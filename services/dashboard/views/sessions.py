@@ -61,9 +61,9 @@ except (OSError, ValueError) as exc:
     st.error(f"Cannot preview {first.name}: {exc}")
 else:
     x = str(data.index.name or "row")
-    spec = charts.line_spec(list(data.columns), "value", height=260, x=x)
+    spec = charts.line_spec(list(data.columns), "value", height=320, x=x)
     data = data.rename_axis(x)
-    st.vega_lite_chart(data.reset_index(), spec, width="stretch")
+    ui.chart(st, data.reset_index(), spec)
 st.download_button(
     "Download Parquet",
     data=lambda: sessions.session_bytes(info),
