@@ -125,7 +125,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("| --- | --- | --- | --- | --- | --- |")
     print("\n".join(rows))
     if "default_fit_all_seconds" in results:
-        print(f"\ndefault model, fit on all 18 sessions: {results['default_fit_all_seconds']:.1f} s")
+        seconds = results["default_fit_all_seconds"]
+        print(f"\ndefault model, fit on all 18 sessions: {seconds:.1f} s")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1, default=str))
     return 0

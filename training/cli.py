@@ -60,7 +60,8 @@ def _param_args(parser: argparse.ArgumentParser) -> None:
 
 def _params(args: argparse.Namespace) -> TrainParams:
     base = load_params(args.params) if args.params else TrainParams()
-    names = ["arch", "window", "hop", "rate", "units", "layers", "dropout", "lr", "batch_size", "epochs", "seed"]
+    names: tuple[str, ...] = ("arch", "window", "hop", "rate", "units", "layers", "dropout", "lr")
+    names += ("batch_size", "epochs", "seed")
     return base.with_overrides(**{n: getattr(args, n) for n in names})
 
 
@@ -196,7 +197,12 @@ def tune_main(argv: Sequence[str] | None = None) -> int:
             from training.data import data_rate
 
             base = base.with_overrides(rate=data_rate(as_table(args.data), None))
-        data = {"path": str(Path(args.data).resolve()), "layout": _layout(args), "cv": args.cv}
+        from training.api import load_windows
+        from training.evaluation import check_splittable
+
+        layout = _layout(args)
+        check_splittable(load_windows(args.data, base, **layout)[0])  # fail fast on bad data
+        data = {"path": str(Path(args.data).resolve()), "layout": layout, "cv": args.cv}
         started = time.monotonic()
         best = tune(
             data, args.out, args.trials, base, max_epochs=args.max_epochs, progress=_progress(False)

@@ -48,8 +48,11 @@ class Layout:
     device_col: str | None = None  # recorder data: a recording is (group, device)
 
     def units(self) -> tuple[str, ...] | None:
-        """Default units when the channels are the default nine, else unknown."""
-        return DEFAULT_UNITS if self.channels == DEFAULT_CHANNELS else None
+        """Default units when every channel is a default one (acc_x: g, ...), else unknown."""
+        known = dict(zip(DEFAULT_CHANNELS, DEFAULT_UNITS, strict=True))
+        if all(c in known for c in self.channels):
+            return tuple(known[c] for c in self.channels)
+        return None
 
 
 def read_table(path: str | Path) -> pd.DataFrame:

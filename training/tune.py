@@ -30,24 +30,35 @@ LOG_FILE = "trials.json"
 _WINDOW_CACHE: dict[str, Any] = {}
 
 
-def build_space(data: dict[str, Any], base: TrainParams, max_epochs: int = 60) -> dict[str, Any]:
-    """The search space around ``base``; ``data`` = path, layout, cv (constants)."""
+def build_space(
+    data: dict[str, Any],
+    base: TrainParams,
+    max_epochs: int = 60,
+    choices: dict[str, list[int]] | None = None,
+) -> dict[str, Any]:
+    """The search space around ``base``; ``data`` = path, layout, cv (constants).
+
+    ``choices`` replaces the candidate lists of window, hop, units, layers or batch_size.
+    """
     from hyperopt import hp
 
     w, h = base.window, base.hop
-    windows = sorted({max(4, round(w * f)) for f in (0.5, 0.75, 1.0, 1.5)})
-    hops = sorted({max(1, round(h * f)) for f in (0.5, 1.0, 2.0)})
+    lists: dict[str, list[int]] = {
+        "window": sorted({max(4, round(w * f)) for f in (0.5, 0.75, 1.0, 1.5)}),
+        "hop": sorted({max(1, round(h * f)) for f in (0.5, 1.0, 2.0)}),
+        "units": [16, 32, 50, 64, 96],
+        "layers": [1, 2, 3],
+        "batch_size": [16, 32, 64, 128],
+    }
+    lists.update(choices or {})
+    low = max(1, min(10, max_epochs // 2))
     return {
         "data": data,
         "fixed": {"arch": base.arch, "rate": base.rate, "seed": base.seed},
-        "window": hp.choice("window", windows),
-        "hop": hp.choice("hop", hops),
-        "units": hp.choice("units", [16, 32, 50, 64, 96]),
-        "layers": hp.choice("layers", [1, 2, 3]),
+        **{name: hp.choice(name, values) for name, values in lists.items()},
         "dropout": hp.uniform("dropout", 0.0, 0.6),
         "lr": hp.loguniform("lr", math.log(1e-4), math.log(1e-2)),
-        "batch_size": hp.choice("batch_size", [16, 32, 64, 128]),
-        "epochs": hp.quniform("epochs", 10, max(10, max_epochs), 5),
+        "epochs": hp.quniform("epochs", low, max(low + 1, max_epochs), 5 if low >= 10 else 1),
     }
 
 
@@ -103,6 +114,7 @@ def tune(
     *,
     max_epochs: int = 60,
     progress: Progress | None = None,
+    choices: dict[str, list[int]] | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) a search of ``trials`` trials in total; returns the best result."""
     import numpy as np
@@ -125,7 +137,7 @@ def tune(
     if trials > done:
         fmin(
             logged,
-            build_space(data, base, max_epochs),
+            build_space(data, base, max_epochs, choices),
             algo=tpe.suggest,
             max_evals=trials,
             trials=history,
