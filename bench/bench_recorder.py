@@ -119,6 +119,7 @@ def bench_mqtt(
             infos = [client.publish(f"har/{DEVICE}/imu", p, qos=1) for p in data]
             infos[-1].wait_for_publish(600)
             published = time.perf_counter()
+            publish_rate = rows / (published - t0)
             status.clear()
             if drain:
                 proc = subprocess.Popen(args)
@@ -146,7 +147,7 @@ def bench_mqtt(
         "compact_rows_per_s": rows / (t2 - t1),
         "overall_rows_per_s": rows / (t2 - t0),
         "commits": 0,
-        "publish_rows_per_s": rows / (published - t0),
+        "publish_rows_per_s": publish_rate,
     }
 
 
