@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
 import signal
 import socket
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import paho.mqtt.client as mqtt
@@ -28,23 +26,11 @@ from paho.mqtt.properties import Properties
 
 from imu_har import __version__, topics
 from imu_har.counters import CounterSet
+from imu_har.inbox import Inbound, Inbox
 from imu_har.messages import Message, ServiceStatus
 from imu_har.settings import MqttSettings
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class Inbound:
-    """A received message, as handed to a :class:`Handler`."""
-
-    topic: str
-    payload: bytes
-    qos: int = 0
-    retain: bool = False
-    properties: Properties | None = None
-    received_at: float = field(default_factory=time.time)
-    ack: Callable[[], None] = lambda: None  # acknowledges under manual_ack; no-op otherwise
 
 
 class Handler(Protocol):
@@ -90,8 +76,8 @@ class ServiceRuntime:
         self.ready = threading.Event()  # connected and subscriptions acknowledged
         self.stopping = threading.Event()
         self.started_at = time.time()
-        self.max_batch, self.batch_wait, self.tick_interval = max_batch, batch_wait, tick_interval
-        self._queue: queue.SimpleQueue[Inbound] = queue.SimpleQueue()
+        self.tick_interval = tick_interval
+        self.inbox = Inbox(max_batch, batch_wait)
         self._errors: deque[str] = deque(maxlen=10)
         self._handler: Handler | None = None
         self._last_status = 0.0
@@ -168,7 +154,7 @@ class ServiceRuntime:
             client.ack(mid, qos)
 
         payload = msg.payload if isinstance(msg.payload, bytes) else bytes(msg.payload)
-        self._queue.put(
+        self.inbox.put(
             Inbound(
                 msg.topic,
                 payload,
@@ -232,7 +218,7 @@ class ServiceRuntime:
             state=state,  # type: ignore[arg-type]
             version=__version__,
             started_at=self.started_at,
-            counters=self.counters.snapshot(self._queue.qsize()),
+            counters=self.counters.snapshot(self.inbox.qsize()),
             errors=list(self._errors),
             details=details,
         )
@@ -263,7 +249,7 @@ class ServiceRuntime:
         return 0
 
     def _serve_once(self, handler: Handler) -> None:
-        batch = self._next_batch()
+        batch = self.inbox.next_batch(self.tick_interval)
         if batch:
             self.counters.messages_in += len(batch)
             self._safely(handler.handle_batch, batch)
@@ -274,40 +260,12 @@ class ServiceRuntime:
             if self.connected.is_set():
                 self.publish_status()
 
-    def _next_batch(self) -> list[Inbound]:
-        try:
-            batch = [self._queue.get(timeout=self.tick_interval)]
-        except queue.Empty:
-            return []
-        deadline = time.monotonic() + self.batch_wait
-        while len(batch) < self.max_batch:
-            try:
-                batch.append(self._queue.get_nowait())
-            except queue.Empty:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                try:
-                    batch.append(self._queue.get(timeout=remaining))
-                except queue.Empty:
-                    break
-        return batch
-
     def _drain(self, handler: Handler, timeout: float = 5.0) -> None:
         """Handle what is already queued, for at most ``timeout`` seconds; count the rest."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            pending: list[Inbound] = []
-            while len(pending) < 1024:
-                try:
-                    pending.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            if not pending:
-                return
+        for pending in self.inbox.drain(timeout):
             self.counters.messages_in += len(pending)
             self._safely(handler.handle_batch, pending)
-        left = self._queue.qsize()
+        left = self.inbox.qsize()
         if left:
             self.counters.reject("dropped_at_shutdown")
             self.error(f"shutdown: {left} queued messages not handled within {timeout:g} s")

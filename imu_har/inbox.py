@@ -1,0 +1,79 @@
+r"""Received messages waiting for a service, handed out in batches.
+
+Paho's network thread only :meth:`Inbox.put`\s; the service thread takes
+batches (up to ``max_batch``, waiting at most ``batch_wait`` seconds for more
+after the first), which lets the classifier micro-batch across devices.
+"""
+
+from __future__ import annotations
+
+import queue
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from paho.mqtt.properties import Properties
+
+
+@dataclass
+class Inbound:
+    """A received message, as handed to a :class:`Handler`."""
+
+    topic: str
+    payload: bytes
+    qos: int = 0
+    retain: bool = False
+    properties: Properties | None = None
+    received_at: float = field(default_factory=time.time)
+    ack: Callable[[], None] = lambda: None  # acknowledges under manual_ack; no-op otherwise
+
+
+class Inbox:
+    """An unbounded FIFO of :class:`Inbound` with batch retrieval."""
+
+    def __init__(self, max_batch: int = 1, batch_wait: float = 0.0) -> None:
+        self.max_batch = max_batch
+        self.batch_wait = batch_wait
+        self._queue: queue.SimpleQueue[Inbound] = queue.SimpleQueue()
+
+    def put(self, message: Inbound) -> None:
+        """Add a message (any thread)."""
+        self._queue.put(message)
+
+    def qsize(self) -> int:
+        """Messages waiting."""
+        return self._queue.qsize()
+
+    def next_batch(self, timeout: float) -> list[Inbound]:
+        """Up to ``max_batch`` messages; empty if none arrived within ``timeout``."""
+        try:
+            batch = [self._queue.get(timeout=timeout)]
+        except queue.Empty:
+            return []
+        deadline = time.monotonic() + self.batch_wait
+        while len(batch) < self.max_batch:
+            try:
+                batch.append(self._queue.get_nowait())
+            except queue.Empty:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                try:
+                    batch.append(self._queue.get(timeout=remaining))
+                except queue.Empty:
+                    break
+        return batch
+
+    def drain(self, timeout: float, chunk: int = 1024) -> Iterator[list[Inbound]]:
+        """Yield what is queued now, in chunks, until empty or ``timeout`` passes."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            pending: list[Inbound] = []
+            while len(pending) < chunk:
+                try:
+                    pending.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            if not pending:
+                return
+            yield pending
