@@ -30,6 +30,7 @@ from imu_har.inbox import Inbound, Inbox
 from imu_har.messages import Message, ServiceStatus
 from imu_har.settings import MqttSettings
 
+__all__ = ["Handler", "Inbound", "ServiceRuntime"]
 logger = logging.getLogger(__name__)
 
 
