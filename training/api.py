@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -82,16 +83,21 @@ def train_artifact(
     progress: Progress | None = None,
     name: str | None = None,
     layout: dict[str, Any] | None = None,
+    channel_units: Sequence[str] | None = None,
     **overrides: Any,
 ) -> ModelSpec:
     """Train on all of ``data`` (after optional grouped CV) and save an artifact to ``out_dir``.
 
     ``overrides`` change TrainParams fields (``epochs=2, units=8, rate=50`` ...);
     ``layout`` passes column choices (``group_col``, ``label_col``, ``order_col``,
-    ``time_col``, ``channels``).
+    ``time_col``, ``channels``); ``channel_units`` names each channel's unit
+    (default: g, deg/s, uT for the default channel names, else none).
     """
     params = (params or TrainParams()).with_overrides(**overrides)
     ws, lay, params = load_windows(data, params, **(layout or {}))
+    units = lay.units() if channel_units is None else tuple(channel_units)
+    if units is not None and len(units) != len(lay.channels):
+        raise DataError(f"{len(units)} channel units given for {len(lay.channels)} channels")
     check_trainable(ws, cv=cv is not None)
     result_metrics: dict[str, Any] = {}
     if cv is not None:
@@ -105,7 +111,7 @@ def train_artifact(
         out_dir,
         labels=fitted.labels,
         channels=lay.channels,
-        units=lay.units(),
+        units=units,
         params=params,
         mean=fitted.mean,
         std=fitted.std,

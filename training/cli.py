@@ -52,6 +52,7 @@ def _param_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--units", type=int, help="LSTM units / CNN filters (default 50)")
     g.add_argument("--layers", type=int, help="stacked layers (default 2)")
     g.add_argument("--dropout", type=float)
+    g.add_argument("--noise", type=float, help="bilstm_stats training input noise (default 0.5)")
     g.add_argument("--lr", type=float, help="Adam learning rate")
     g.add_argument("--batch-size", type=int)
     g.add_argument("--epochs", type=int)
@@ -60,7 +61,8 @@ def _param_args(parser: argparse.ArgumentParser) -> None:
 
 def _params(args: argparse.Namespace) -> TrainParams:
     base = load_params(args.params) if args.params else TrainParams()
-    names: tuple[str, ...] = ("arch", "window", "hop", "rate", "units", "layers", "dropout", "lr")
+    names: tuple[str, ...] = ("arch", "window", "hop", "rate", "units", "layers", "dropout")
+    names += ("noise", "lr")
     names += ("batch_size", "epochs", "seed")
     return base.with_overrides(**{n: getattr(args, n) for n in names})
 
@@ -99,6 +101,9 @@ def train_main(argv: Sequence[str] | None = None) -> int:
         "--cv", type=_cv, help="grouped K-fold first (0 or 'logo': leave one group out)"
     )
     parser.add_argument("--name", help="model name in spec.json")
+    parser.add_argument(
+        "--channel-units", help="unit of each channel, comma separated (default: g, deg/s, uT)"
+    )
     parser.add_argument("--quiet", action="store_true", help="no per-epoch progress")
     args = parser.parse_args(argv)
 
@@ -114,6 +119,7 @@ def train_main(argv: Sequence[str] | None = None) -> int:
             progress=_progress(args.quiet),
             name=args.name,
             layout=_layout(args),
+            channel_units=args.channel_units.split(",") if args.channel_units else None,
         )
         t: dict[str, Any] = spec.training
         print(

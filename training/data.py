@@ -27,6 +27,7 @@ META_COLUMNS = {
     "label",
     "activity",
     "seq",
+    "sample",
     "device_time",
     "receive_time",
     "time",

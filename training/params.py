@@ -23,6 +23,7 @@ class TrainParams:
     units: int = 50
     layers: int = 2
     dropout: float = 0.5
+    noise: float = 0.5  # bilstm_stats: std of training-time Gaussian noise on the LSTM input
     lr: float = 0.0025
     batch_size: int = 64
     epochs: int = 30
@@ -35,8 +36,11 @@ class TrainParams:
             raise DataError(f"window must be >= 2 and hop >= 1, got {self.window}/{self.hop}")
         if self.units < 1 or self.layers < 1 or self.epochs < 1 or self.batch_size < 1:
             raise DataError("units, layers, epochs and batch_size must be positive")
-        if not 0.0 <= self.dropout < 1.0 or self.lr <= 0:
-            raise DataError(f"dropout must be in [0, 1) and lr > 0, got {self.dropout}/{self.lr}")
+        if not 0.0 <= self.dropout < 1.0 or self.lr <= 0 or self.noise < 0:
+            raise DataError(
+                "need 0 <= dropout < 1, lr > 0, noise >= 0; "
+                f"got {self.dropout}/{self.lr}/{self.noise}"
+            )
         if self.rate is not None and self.rate <= 0:
             raise DataError(f"rate must be > 0 Hz, got {self.rate}")
 

@@ -54,7 +54,7 @@ def build_space(
     low = max(1, min(10, max_epochs // 2))
     return {
         "data": data,
-        "fixed": {"arch": base.arch, "rate": base.rate, "seed": base.seed},
+        "fixed": {"arch": base.arch, "rate": base.rate, "seed": base.seed, "noise": base.noise},
         **{name: hp.choice(name, values) for name, values in lists.items()},
         "dropout": hp.uniform("dropout", 0.0, 0.6),
         "lr": hp.loguniform("lr", math.log(1e-4), math.log(1e-2)),

@@ -43,14 +43,14 @@ def recordings(table: pd.DataFrame, layout: Layout) -> list[tuple[str, pd.DataFr
     """Split into recordings, each sorted by time/order; a window never crosses one."""
     keys = [layout.group_col] + ([layout.device_col] if layout.device_col else [])
     out = []
-    for key, part in table.groupby(keys, sort=True, dropna=False):
+    for key, part in table.groupby(keys, sort=True, dropna=False, observed=True):
         key_t = key if isinstance(key, tuple) else (key,)
         name = "/".join(f"{k}={v}" for k, v in zip(keys, key_t, strict=True))
         sort_col = layout.time_col or layout.order_col
         restarts = sort_col is not None and bool(part[sort_col].duplicated().any())
         if restarts and part[layout.label_col].nunique() > 1:
             # Time/order restarts inside the group: one recording per label (seed-fitness).
-            for label, sub in part.groupby(layout.label_col, sort=True):
+            for label, sub in part.groupby(layout.label_col, sort=True, observed=True):
                 out.append((f"{name}/label={label}", _sorted(sub, layout, f"{name}/label={label}")))
         else:
             out.append((name, _sorted(part, layout, name)))

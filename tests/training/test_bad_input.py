@@ -106,6 +106,9 @@ def test_cli_prints_the_error_and_exits_2(
     assert train_main(["--data", str(data), "--out", str(out), "--label-col", "lbl"]) == 2
     assert "har train: error: label column 'lbl' not found" in capsys.readouterr().err
     assert not out.exists()
+    argv = ["--data", str(data), "--out", str(out), "--rate", "25", "--channel-units", "g,g"]
+    assert train_main(argv) == 2
+    assert "2 channel units given for 9 channels" in capsys.readouterr().err
     assert evaluate_main(["--model", str(tmp_path / "none"), "--data", str(data)]) == 2
     assert "har evaluate: error:" in capsys.readouterr().err
     argv = ["--data", str(data), "--out", str(tmp_path / "s"), "--trials", "1"]

@@ -92,6 +92,7 @@ def test_reads_hive_partitioned_recorder_dataset(tmp_path) -> None:  # type: ign
     rows = _recorder_rows("s9", frames)
     rows["subject"] = None
     rows["device_time"] = np.nan
+    rows["device"] = rows["device"].astype("category")  # the recorder dictionary-encodes it
     target = tmp_path / "recordings" / "date=2026-11-24" / "device=dev-a"
     target.mkdir(parents=True)
     rows.to_parquet(target / "s9.parquet")
