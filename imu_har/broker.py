@@ -9,6 +9,7 @@ port with its persisted sessions (for durability tests).
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import socket
 import subprocess
@@ -62,7 +63,10 @@ class MosquittoBroker:
         config = self.workdir / "mosquitto.conf"
         config.write_text(
             f"listener {self.port} {self.host}\n"
-            "allow_anonymous true\n"
+            # As root, mosquitto would drop to the 'mosquitto' user, which cannot write
+            # our temporary persistence directory: restarts would then lose sessions.
+            + ("user root\n" if os.geteuid() == 0 else "")
+            + "allow_anonymous true\n"
             "persistence true\n"
             f"persistence_location {persistence}/\n"
             "autosave_interval 1\n"

@@ -139,3 +139,37 @@ class GroundTruth(Message):
     rep: int = Field(default=0, ge=0, description="Repetitions completed in this bout")
     time: float = Field(description="Time this label took effect (Unix s)")
     until: float | None = Field(default=None, description="Scheduled end of this bout (Unix s)")
+
+
+class OpenSession(BaseModel):
+    """One recording in progress, as the recorder reports it."""
+
+    model_config = ConfigDict(extra="forbid")
+    session: str = Field(description="Session id")
+    device: DeviceId = Field(description="Device being recorded")
+    label: str = Field(description="Activity label of every row")
+    subject: str | None = Field(default=None, description="Who wears the device")
+    started_at: float = Field(description="Start time (Unix s)")
+    seconds: float = Field(ge=0, description="Seconds since start")
+    max_seconds: float | None = Field(default=None, description="Auto-stop limit, if any")
+    rows: int = Field(ge=0, description="Sample rows written so far")
+    frames: int = Field(ge=0, description="Frames written so far")
+    stopping: bool = Field(default=False, description="Stop requested, finalizing")
+
+
+class RecorderStatus(Message):
+    """What the recorder is doing, retained on ``<root>/recorder/status``."""
+
+    TOPIC: ClassVar[TopicTemplate | None] = topics.RECORDER_STATUS
+    state: Literal["online", "offline"] = Field(description="offline when it shut down")
+    recording: list[OpenSession] = Field(default_factory=list, description="Open sessions")
+    finalizing: list[str] = Field(default_factory=list, description="Sessions being compacted")
+    error: str | None = Field(default=None, description="Current storage error (e.g. disk full)")
+    predictions: dict[str, int] = Field(default_factory=dict, description="Prediction log counts")
+    counts: dict[str, int] = Field(default_factory=dict, description="Rows, frames, duplicates...")
+    data_dir: str = Field(default="", description="Where recordings are written")
+    updated_at: float = Field(default_factory=time.time, description="Time of this status")
+
+    def session(self, session_id: str) -> OpenSession | None:
+        """The open session with this id, if any."""
+        return next((s for s in self.recording if s.session == session_id), None)

@@ -9,7 +9,6 @@ devices are evicted, and a malformed message is counted by reason, never raised.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections import Counter, deque
@@ -22,7 +21,13 @@ from imu_har import topics
 from imu_har.codec import decode_frame
 from imu_har.commands import CommandReply
 from imu_har.errors import PayloadError
-from imu_har.messages import DeviceStatus, GroundTruth, Prediction, ServiceStatus
+from imu_har.messages import (
+    DeviceStatus,
+    GroundTruth,
+    Prediction,
+    RecorderStatus,
+    ServiceStatus,
+)
 from imu_har.model_spec import ModelSpec
 from services.dashboard.devices import DeviceState, DeviceView, Limits, PlotFrame
 
@@ -53,7 +58,7 @@ class Store:
         self._devices: dict[str, DeviceState] = {}
         self.services: dict[str, ServiceStatus] = {}
         self.model_spec: ModelSpec | None = None
-        self.recorder_status: dict[str, Any] | None = None
+        self.recorder_status: RecorderStatus | None = None
         self.replies: deque[Reply] = deque(maxlen=MAX_REPLIES)
         self.malformed: Counter[str] = Counter()
         self.ignored: Counter[str] = Counter()  # valid traffic the dashboard does not show
@@ -186,13 +191,7 @@ class Store:
         if not payload:
             self.recorder_status = None
             return
-        try:
-            data = json.loads(payload)
-        except ValueError as exc:
-            raise PayloadError("bad_json", "recorder status is not JSON") from exc
-        if not isinstance(data, dict):
-            raise PayloadError("bad_json", "recorder status is not an object")
-        self.recorder_status = data
+        self.recorder_status = RecorderStatus.from_payload(payload)
 
     def _on_reply(self, topic: str, payload: bytes, now: float, corr: bytes | None) -> None:
         reply = CommandReply.from_payload(payload)

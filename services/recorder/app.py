@@ -27,6 +27,7 @@ from imu_har.commands import (
 )
 from imu_har.errors import PayloadError
 from imu_har.logs import configure_logging
+from imu_har.messages import RecorderStatus
 from imu_har.runtime import Inbound, ServiceRuntime
 from imu_har.settings import MqttSettings, load_settings
 from services.recorder.core import CommandError, Recorder, RecorderConfig
@@ -185,8 +186,8 @@ class RecorderService:
         if not force and now - self._last_status < self.settings.status_interval:
             return
         self._last_status = now
-        payload = {"state": state} | self.core.status(now)
-        self.runtime.publish(self._status_topic, json.dumps(payload).encode(), qos=1, retain=True)
+        status = RecorderStatus.model_validate({"state": state} | self.core.status(now))
+        self.runtime.publish(self._status_topic, status.to_payload(), qos=1, retain=True)
 
     def details(self) -> dict[str, Any]:
         status = self.core.status(time.time())

@@ -7,6 +7,7 @@ import time
 import pytest
 
 from imu_har import topics
+from services.dashboard import recording
 from tests.dashboard import publish as pub
 from tests.dashboard.conftest import app, connection_of, wait_until
 from tests.dashboard.test_pages import metrics, texts
@@ -47,9 +48,8 @@ def test_start_and_stop_a_recording_from_the_page(dashboard_settings, recorder, 
     assert "wrist-1" in session
     stream(mqtt_client, "wrist-1", 20, 40)
     wait_until(
-        lambda: any(
-            s.get("session") == session and s.get("rows", 0) >= 200
-            for s in (conn.store.snapshot()["recorder_status"] or {}).get("recording", [])
+        lambda: (
+            (recording.session_rows(conn.store.snapshot()["recorder_status"], session) or 0) >= 200
         ),
         timeout=20,
     )

@@ -160,10 +160,23 @@ def test_replies_match_their_correlation_and_recorder_status_is_read():
     found = store.reply_for("abc")
     assert found is not None and found.reply.data["session"] == "s-1"
     assert store.reply_for("other") is None
-    status = {"recording": [{"session": "s-1", "device": "d1", "label": "Squat", "rows": 321}]}
+    session = {
+        "session": "s-1",
+        "device": "d1",
+        "label": "Squat",
+        "started_at": T0,
+        "seconds": 3.0,
+        "rows": 321,
+        "frames": 33,
+    }
+    status = {"state": "online", "recording": [session]}
     store.ingest("har/recorder/status", json.dumps(status).encode(), T0)
     assert recording.session_rows(store.snapshot()["recorder_status"], "s-1") == 321
-    assert recording.open_sessions({"recording": "garbage"}) == []
+    assert recording.session_rows(store.snapshot()["recorder_status"], "s-2") is None
+    assert recording.open_sessions(store.snapshot()["recorder_status"])[0]["rows"] == 321
+    store.ingest("har/recorder/status", json.dumps({"recording": "garbage"}).encode(), T0)
+    assert recording.session_rows(store.snapshot()["recorder_status"], "s-1") == 321
+    assert store.snapshot()["malformed"].get("bad_json") == 1
 
 
 def test_retained_clears_remove_state():
