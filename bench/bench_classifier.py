@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
+import socket
 import struct
 import subprocess
 import sys
@@ -56,11 +57,19 @@ def payloads(
     return out
 
 
+def nodelay(client) -> None:  # type: ignore[no-untyped-def]
+    """Nagle off on a bench client's socket (as the classifier does on its own)."""
+    sock = client.socket()
+    if sock is not None:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
 def publisher(
     port: int, shape: tuple[int, int, float], devices: int, count: int, rate: float, ready
 ) -> None:  # type: ignore[no-untyped-def]
     """Publish ``count`` windows round-robin over ``devices`` at ``rate``/s (0: flat out)."""
     client = connect("127.0.0.1", port)
+    nodelay(client)
     items = payloads(shape[0], shape[1], shape[2], devices)
     ready.wait()
     started = time.perf_counter()
@@ -136,7 +145,13 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def drive(
-    broker: MosquittoBroker, receiver: Receiver, shape, devices: int, count: int, rate: float
+    services: list[psutil.Process],
+    broker: MosquittoBroker,
+    receiver: Receiver,
+    shape,
+    devices: int,
+    count: int,
+    rate: float,
 ) -> dict[str, float]:  # type: ignore[no-untyped-def]
     """One publisher run; returns windows/s, latency percentiles (ms) and lost windows."""
     receiver.reset()
@@ -145,25 +160,32 @@ def drive(
     proc = ctx.Process(target=publisher, args=(broker.port, shape, devices, count, rate, ready))
     proc.start()
     time.sleep(1.5)  # the publisher connects and encodes
+    cpu0 = sum(sum(p.cpu_times()[:2]) for p in services)
     started = time.time()
     ready.set()
     receiver.wait(count, idle=3.0 if rate else 5.0)
+    cpu = sum(sum(p.cpu_times()[:2]) for p in services) - cpu0
     proc.join(30)
     got = len(receiver.latencies)
     span = (receiver.last - started) if got else float("nan")
     return {
         "windows_per_s": got / span if got else 0.0,
+        "cpu_us_per_window": 1e6 * cpu / got if got else float("nan"),
         "p50_ms": percentile(receiver.latencies, 50),
         "p99_ms": percentile(receiver.latencies, 99),
         "lost": count - got,
     }
 
 
-def start_service(args: list[str], port: int, client) -> subprocess.Popen:  # type: ignore[no-untyped-def, type-arg]
+def start_service(args: list[str], port: int, client, client_id: str) -> subprocess.Popen:  # type: ignore[no-untyped-def, type-arg]
     env = {**os.environ, "HAR_MQTT_PORT": str(port), "HAR_LOG_LEVEL": "WARNING"}
-    proc = subprocess.Popen([sys.executable, *args], env=env, cwd=ROOT)
+    proc = subprocess.Popen([sys.executable, *args, "--client-id", client_id], env=env, cwd=ROOT)
     status = Collector(client, "har/service/+/status")
-    status.wait_for(timeout=120, predicate=lambda ms: any(b'"online"' in m.payload for m in ms))
+    mine = f'"instance":"{client_id}"'.encode()
+    status.wait_for(
+        timeout=120,
+        predicate=lambda ms: any(b'"online"' in m.payload and mine in m.payload for m in ms),
+    )
     client.unsubscribe("har/service/+/status")
     return proc
 
@@ -189,71 +211,108 @@ def main() -> None:
     parser.add_argument("--burst", type=int, default=30000)
     parser.add_argument("--baseline-windows", type=int, default=300)
     parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument("--replicas", type=int, nargs="*", default=[2], help="shared-sub runs")
+    parser.add_argument(
+        "--broker-nodelay",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="set_tcp_nodelay on the broker (recommended for low latency)",
+    )
     parser.add_argument("--baseline-service", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--client-id", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.baseline_service:
-        baseline_service(args.baseline_service)
+        baseline_service(args.baseline_service, args.client_id)
         return
     spec = load_spec(args.model)
     shape = (spec.window, len(spec.channels), spec.rate)
     rows: list[dict[str, object]] = []
-    with MosquittoBroker() as broker:
+    with MosquittoBroker(
+        extra_config="set_tcp_nodelay true\n" if args.broker_nodelay else ""
+    ) as broker:
         client = connect(broker.host, broker.port)
+        nodelay(client)
         receiver = Receiver(client)
+        light = ["-m", "services.classifier", "--model", str(args.model), "--backend", args.backend]
         for batch in args.batches:
-            proc = start_service(
-                [
-                    "-m",
-                    "services.classifier",
-                    "--model",
-                    str(args.model),
-                    "--backend",
-                    args.backend,
-                    "--max-batch",
-                    str(batch),
-                ],
-                broker.port,
-                client,
-            )
-            rss = PeakRss(proc.pid)
-            drive(broker, receiver, shape, args.devices, 500, 500.0)  # warm-up
-            steady = drive(
-                broker,
-                receiver,
-                shape,
-                args.devices,
-                int(args.steady_rate * args.steady_seconds),
-                args.steady_rate,
-            )
-            burst = drive(broker, receiver, shape, args.devices, args.burst, 0.0)
-            rows.append(row(f"classifier max_batch={batch}", steady, burst, rss.stop()))
-            stop_service(proc)
-            print(rows[-1], flush=True)
-        if not args.no_baseline:
-            proc = start_service(
-                ["-m", "bench.bench_classifier", "--baseline-service", str(args.model)],
-                broker.port,
-                client,
-            )
-            rss = PeakRss(proc.pid)
-            drive(broker, receiver, shape, args.devices, 20, 10.0)  # warm-up
-            steady = drive(broker, receiver, shape, args.devices, 100, 10.0)
-            burst = drive(broker, receiver, shape, args.devices, args.baseline_windows, 0.0)
             rows.append(
-                row(
-                    "baseline: keras predict per window",
-                    steady,
-                    burst,
-                    rss.stop(),
-                    steady_rate=10.0,
+                measure(
+                    f"classifier max_batch={batch}",
+                    [*light, "--max-batch", str(batch)],
+                    broker,
+                    client,
+                    receiver,
+                    lambda run: (
+                        run(500, 500.0),  # warm-up
+                        run(int(args.steady_rate * args.steady_seconds), args.steady_rate),
+                        run(args.burst, 0.0),
+                    ),
+                    f"{args.steady_rate:g}/s",
+                    shape,
+                    args.devices,
                 )
             )
-            stop_service(proc)
+        for replicas in args.replicas:
+            rows.append(
+                measure(
+                    f"{replicas} classifiers, shared subscription, max_batch=256",
+                    [*light, "--max-batch", "256"],
+                    broker,
+                    client,
+                    receiver,
+                    lambda run: (
+                        run(500, 500.0),
+                        run(int(args.steady_rate * args.steady_seconds), args.steady_rate),
+                        run(args.burst, 0.0),
+                    ),
+                    f"{args.steady_rate:g}/s",
+                    shape,
+                    args.devices,
+                    replicas,
+                )
+            )
+        if not args.no_baseline:
+            baseline = ["-m", "bench.bench_classifier", "--baseline-service", str(args.model)]
+            rows.append(
+                measure(
+                    "baseline: keras model.predict per window",
+                    baseline,
+                    broker,
+                    client,
+                    receiver,
+                    lambda run: (run(20, 10.0), run(100, 10.0), run(args.baseline_windows, 0.0)),
+                    "10/s",
+                    shape,
+                    args.devices,
+                )
+            )
         client.disconnect()
     report("classifier", rows)
 
 
-def baseline_service(model_dir: Path) -> None:
+def measure(name, command, broker, client, receiver, plan, steady_rate, shape, devices, replicas=1):  # type: ignore[no-untyped-def]
+    """Start ``replicas`` services, run ``plan`` (warm-up, steady, burst), stop them; one row."""
+    procs = []
+    try:
+        for i in range(replicas):
+            extra = ["--share-group", "bench"] if replicas > 1 else []
+            procs.append(start_service([*command, *extra], broker.port, client, f"bench-svc-{i}"))
+        peaks = [PeakRss(p.pid) for p in procs]
+        services = [psutil.Process(p.pid) for p in procs]
+
+        def run(count: int, rate: float) -> dict[str, float]:
+            return drive(services, broker, receiver, shape, devices, count, rate)
+
+        _, steady, burst = plan(run)
+        result = row(name, steady, burst, max(p.stop() for p in peaks), steady_rate)
+    finally:
+        for proc in procs:
+            stop_service(proc)
+    print(result, flush=True)
+    return result
+
+
+def baseline_service(model_dir: Path, client_id: str | None) -> None:
     """The naive classifier: Keras ``model.predict`` once per window, pydantic JSON out."""
     from imu_har.codec import decode_window
     from imu_har.messages import Prediction
@@ -263,7 +322,9 @@ def baseline_service(model_dir: Path) -> None:
 
     artifact = load_artifact(model_dir)
     spec, model = artifact.spec, artifact.model
-    settings = MqttSettings(mqtt_port=int(os.environ["HAR_MQTT_PORT"]), log_level="WARNING")
+    settings = MqttSettings(
+        mqtt_port=int(os.environ["HAR_MQTT_PORT"]), client_id=client_id, log_level="WARNING"
+    )
     runtime = ServiceRuntime("baseline", settings)
 
     class Baseline:
@@ -306,12 +367,12 @@ def row(
     steady: dict[str, float],
     burst: dict[str, float],
     rss: float,
-    steady_rate: float = 0.0,
+    steady_rate: str,
 ) -> dict[str, object]:
     """One table row."""
     return {
         "service": name,
-        "steady_rate": steady_rate or "1000/s",
+        "steady_rate": steady_rate,
         "steady_p50_ms": round(steady["p50_ms"], 2),
         "steady_p99_ms": round(steady["p99_ms"], 2),
         "steady_lost": steady["lost"],
@@ -319,6 +380,7 @@ def row(
         "burst_p50_ms": round(burst["p50_ms"], 1),
         "burst_p99_ms": round(burst["p99_ms"], 1),
         "burst_lost": burst["lost"],
+        "cpu_us_per_window": round(burst["cpu_us_per_window"], 1),
         "peak_rss_mb": round(rss, 1),
     }
 

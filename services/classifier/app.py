@@ -13,6 +13,7 @@ artifact, without pausing classification. See docs/classifier.md.
 from __future__ import annotations
 
 import logging
+import socket
 import sys
 import time
 from collections.abc import Sequence
@@ -29,6 +30,7 @@ from imu_har.errors import PayloadError
 from imu_har.logs import configure_logging
 from imu_har.runtime import Inbound, ServiceRuntime
 from imu_har.settings import MqttSettings, load_settings
+from services.classifier.batchpub import publish_batch
 from services.classifier.core import Classifier, Pending, window_device
 from services.classifier.fastpath import DeviceIds, fast_window
 from services.classifier.model import LoadedModel, load_model
@@ -64,6 +66,7 @@ class ClassifierSettings(MqttSettings):
     grace: float = Field(default=5.0, ge=0, description="Old model takes its windows for (s)")
     idle_timeout: float = Field(default=300.0, gt=0, description="Forget a silent device (s)")
     max_devices: int = Field(default=10_000, ge=1, description="Most devices smoothed at once")
+    tcp_nodelay: bool = Field(default=True, description="Send small predictions at once")
 
 
 class ClassifierService:
@@ -89,10 +92,13 @@ class ClassifierService:
         self._next_watch = 0.0
 
     def _load(self, path: str) -> LoadedModel:
-        return load_model(path, self.settings.backend, self.settings.threads)
+        s = self.settings
+        return load_model(path, s.backend, s.threads, s.max_batch)
 
     # -- subscriptions and dispatch ------------------------------------------------------
     def subscriptions(self) -> list[tuple[str, Any]]:
+        # Called on every (re)connect, on paho's thread, with the new socket in place.
+        self._set_nodelay()
         windows = topics.WINDOW.subscription(self.root)
         if self.settings.share_group:
             windows = f"$share/{self.settings.share_group}/{windows}"
@@ -106,6 +112,15 @@ class ClassifierService:
                 (topics.PREDICTION.subscription(self.root), SubscribeOptions(qos=0, noLocal=True))
             )
         return subs
+
+    def _set_nodelay(self) -> None:
+        """Turn Nagle's algorithm off: small predictions must not wait for ACKs (~40 ms)."""
+        sock = self.runtime.client.socket()
+        if self.settings.tcp_nodelay and isinstance(sock, socket.socket):
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError as exc:  # e.g. not a TCP socket
+                logger.debug("TCP_NODELAY not set: %s", exc)
 
     def handle_batch(self, messages: list[Inbound]) -> None:
         self._collect_reloads()
@@ -142,10 +157,11 @@ class ClassifierService:
         entry[1].append(Pending(window, message.received_at))
 
     def _classify(self, model: LoadedModel, pending: list[Pending]) -> None:
-        publish, root = self.runtime.publish, self._prefix
+        root = self._prefix
         predictions, rejected = self.core.classify(pending, model)
-        for window, payload in predictions:
-            publish(root + window.device + "/prediction", payload)
+        publish_batch(
+            self.runtime, [(root + w.device + "/prediction", payload) for w, payload in predictions]
+        )
         for item in rejected:
             self.runtime.reject(
                 item.reason, f"{item.window.device}#{item.window.seq}: {item.detail}"
@@ -266,7 +282,7 @@ def initial_model(settings: ClassifierSettings) -> LoadedModel:
         path = Path(key[0]) if key else None
     if path is None:
         raise PayloadError("bad_artifact", "no model: give --model or a --watch-dir with one")
-    return load_model(path, settings.backend, settings.threads)
+    return load_model(path, settings.backend, settings.threads, settings.max_batch)
 
 
 def build(

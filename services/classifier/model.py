@@ -59,14 +59,19 @@ class LoadedModel:
         }
 
 
-def load_model(model_dir: str | Path, backend: str = "auto", threads: int = 1) -> LoadedModel:
-    """Load, probe and return the artifact in ``model_dir``; :class:`PayloadError` if bad."""
+def load_model(
+    model_dir: str | Path, backend: str = "auto", threads: int = 1, batch: int = 64
+) -> LoadedModel:
+    """Load, probe and return the artifact in ``model_dir``; :class:`PayloadError` if bad.
+
+    ``batch`` is the batch size ``auto`` compares the backends at.
+    """
     started = time.perf_counter()
     path = Path(model_dir).expanduser().resolve()
     if not path.is_dir():
         raise PayloadError("bad_artifact", f"{path} is not a directory")
     spec = load_spec(path)
-    chosen, timings = choose_backend(path, backend, spec.window, len(spec.channels), threads)
+    chosen, timings = choose_backend(path, backend, spec.window, len(spec.channels), threads, batch)
     probe_model(chosen, spec)
     return LoadedModel(path, spec, chosen, 1000 * (time.perf_counter() - started), timings)
 
