@@ -10,8 +10,11 @@ TensorFlow) serves windows from a separate publisher process:
   windows/s is predictions received / (last received - first published).
 
 The baseline is a minimal service that calls Keras ``model.predict`` once per
-window, measured in the same run. RSS is the peak resident memory of each
-service process (sampled every 100 ms).
+window, measured in the same run. RSS is the peak resident memory of the
+largest service process during the steady and the burst phase (sampled every
+100 ms; a burst queues tens of thousands of windows inside the process). A
+first table times the classifier core without MQTT (decode, check, infer,
+smooth, encode) for the same batch sizes.
 
     python -m bench.bench_classifier --batches 1 16 64 256 --model models/default
 """
@@ -160,17 +163,20 @@ def drive(
     proc = ctx.Process(target=publisher, args=(broker.port, shape, devices, count, rate, ready))
     proc.start()
     time.sleep(1.5)  # the publisher connects and encodes
+    peaks = [PeakRss(p.pid) for p in services]
     cpu0 = sum(sum(p.cpu_times()[:2]) for p in services)
     started = time.time()
     ready.set()
     receiver.wait(count, idle=3.0 if rate else 5.0)
     cpu = sum(sum(p.cpu_times()[:2]) for p in services) - cpu0
+    peak_rss = max(p.stop() for p in peaks)
     proc.join(30)
     got = len(receiver.latencies)
     span = (receiver.last - started) if got else float("nan")
     return {
         "windows_per_s": got / span if got else 0.0,
         "cpu_us_per_window": 1e6 * cpu / got if got else float("nan"),
+        "peak_rss_mb": peak_rss,
         "p50_ms": percentile(receiver.latencies, 50),
         "p99_ms": percentile(receiver.latencies, 99),
         "lost": count - got,
@@ -209,7 +215,8 @@ def main() -> None:
     parser.add_argument("--steady-rate", type=float, default=1000.0)
     parser.add_argument("--steady-seconds", type=float, default=8.0)
     parser.add_argument("--burst", type=int, default=30000)
-    parser.add_argument("--baseline-windows", type=int, default=300)
+    parser.add_argument("--baseline-windows", type=int, default=200)
+    parser.add_argument("--batch-wait", type=float, help="classifier --batch-wait (s)")
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--replicas", type=int, nargs="*", default=[2], help="shared-sub runs")
     parser.add_argument(
@@ -226,6 +233,9 @@ def main() -> None:
         return
     spec = load_spec(args.model)
     shape = (spec.window, len(spec.channels), spec.rate)
+    report(
+        "classifier core in-process (no MQTT)", in_process(args.model, args.batches, args.backend)
+    )
     rows: list[dict[str, object]] = []
     with MosquittoBroker(
         extra_config="set_tcp_nodelay true\n" if args.broker_nodelay else ""
@@ -234,6 +244,8 @@ def main() -> None:
         nodelay(client)
         receiver = Receiver(client)
         light = ["-m", "services.classifier", "--model", str(args.model), "--backend", args.backend]
+        if args.batch_wait is not None:
+            light += ["--batch-wait", str(args.batch_wait)]
         for batch in args.batches:
             rows.append(
                 measure(
@@ -297,19 +309,51 @@ def measure(name, command, broker, client, receiver, plan, steady_rate, shape, d
         for i in range(replicas):
             extra = ["--share-group", "bench"] if replicas > 1 else []
             procs.append(start_service([*command, *extra], broker.port, client, f"bench-svc-{i}"))
-        peaks = [PeakRss(p.pid) for p in procs]
         services = [psutil.Process(p.pid) for p in procs]
 
         def run(count: int, rate: float) -> dict[str, float]:
             return drive(services, broker, receiver, shape, devices, count, rate)
 
         _, steady, burst = plan(run)
-        result = row(name, steady, burst, max(p.stop() for p in peaks), steady_rate)
+        result = row(name, steady, burst, steady_rate)
     finally:
         for proc in procs:
             stop_service(proc)
     print(result, flush=True)
     return result
+
+
+def in_process(model_dir: Path, batches: list[int], backend: str) -> list[dict[str, object]]:
+    """Decode + check + infer + smooth + encode per window, without MQTT, per batch size."""
+    from services.classifier.core import Classifier, Pending
+    from services.classifier.fastpath import DeviceIds, fast_window
+    from services.classifier.model import load_model
+
+    rows: list[dict[str, object]] = []
+    for batch in batches:
+        model = load_model(model_dir, backend, batch=batch)
+        core, ids = Classifier(model), DeviceIds()
+        spec = model.spec
+        raw = [bytes(p) for _, p, _ in payloads(spec.window, len(spec.channels), spec.rate, 50)]
+        n = max(batch * 8, 2048)
+        started = time.perf_counter()
+        for i in range(0, n, batch):
+            pending = []
+            for j in range(i, min(n, i + batch)):
+                window = fast_window(raw[j % len(raw)], ids)
+                assert window is not None
+                pending.append(Pending(window, time.time()))
+            core.classify(pending)
+        seconds = time.perf_counter() - started
+        rows.append(
+            {
+                "batch": batch,
+                "backend": model.backend.name,
+                "windows_per_s": round(n / seconds, 1),
+                "us_per_window": round(1e6 * seconds / n, 1),
+            }
+        )
+    return rows
 
 
 def baseline_service(model_dir: Path, client_id: str | None) -> None:
@@ -366,7 +410,6 @@ def row(
     name: str,
     steady: dict[str, float],
     burst: dict[str, float],
-    rss: float,
     steady_rate: str,
 ) -> dict[str, object]:
     """One table row."""
@@ -381,7 +424,8 @@ def row(
         "burst_p99_ms": round(burst["p99_ms"], 1),
         "burst_lost": burst["lost"],
         "cpu_us_per_window": round(burst["cpu_us_per_window"], 1),
-        "peak_rss_mb": round(rss, 1),
+        "steady_rss_mb": round(steady["peak_rss_mb"], 1),
+        "burst_rss_mb": round(burst["peak_rss_mb"], 1),
     }
 
 

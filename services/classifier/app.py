@@ -57,7 +57,9 @@ class ClassifierSettings(MqttSettings):
     )
     threads: int = Field(default=1, ge=1, le=64, description="Inference threads")
     max_batch: int = Field(default=256, ge=1, le=4096, description="Most windows per batch")
-    batch_wait: float = Field(default=0.002, ge=0, le=1, description="Wait to fill a batch (s)")
+    batch_wait: float = Field(
+        default=0.0, ge=0, le=1, description="Wait for more windows to fill a batch (s)"
+    )
     smoothing: Literal["majority", "mean"] = Field(default="majority", description="Smoothing")
     smooth_k: int = Field(default=5, ge=1, le=1000, description="Windows smoothed over")
     threshold: float = Field(default=0.5, ge=0, le=1, description="Below this: 'unknown'")
