@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
@@ -45,9 +46,11 @@ from bench.common import report
 from imu_har.broker import MosquittoBroker
 from imu_har.model_spec import load_spec
 from imu_har.mqtt_tools import connect
+from services.ble_gateway.packets import samples_per_packet
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = ROOT / "models" / "default"
+RATE, TICK = 50.0, 0.2  # the gateway's default sample rate and pacing tick
 # Runs ``har <args>`` with TCP_NODELAY on every socket paho opens (Nagle off in the services).
 NODELAY_SHIM = (
     "import socket, sys\n"
@@ -107,6 +110,11 @@ class Watch:
             return float("nan")
         a, b = inside[0], inside[-1]
         return (value(b) - value(a)) / (b["updated_at"] - a["updated_at"])
+
+    def last(self, name: str, value: Any) -> Any:
+        """``value`` of the newest status of ``name`` (None if none)."""
+        with self.lock:
+            return value(self.status[name][-1]) if self.status[name] else None
 
     def close(self) -> None:
         self.client.disconnect()
@@ -194,10 +202,13 @@ def run(
     received += [0] * (devices - len(received))
     gaps = sum(max(s) - min(s) + 1 - len(set(s)) for s in watch.seqs.values() if s)
     counter = lambda key: lambda s: s["counters"][key]  # noqa: E731
+    queue = lambda s: s["counters"]["queue_depth"]  # noqa: E731
+    per_packet = samples_per_packet(247)
     frames = lambda s: s["details"].get("frames", 0)  # noqa: E731
     row = {
         "devices": devices,
         "nodelay": nodelay,
+        "frames_per_s_offered": devices * math.ceil(TICK * RATE / per_packet) / TICK,
         "frames_per_s_gateway": watch.rate("gateway", t0, t1, frames),
         "frames_per_s_windower": watch.rate("windower", t0, t1, counter("messages_in")),
         "windows_per_s": watch.rate("windower", t0, t1, counter("messages_out")),
@@ -210,6 +221,8 @@ def run(
         "received_mean": float(np.mean(received)),
         "devices_silent": received.count(0),
         "seq_gaps": gaps,
+        "windower_queue_end": watch.last("windower", queue),
+        "classifier_queue_end": watch.last("classifier", queue),
         "load1": load,
         "bench_client_cpu": bench_cpu,
     }
@@ -229,14 +242,16 @@ def main() -> None:
         "--nodelay", choices=["off", "on", "both"], default="off",
         help="Nagle off: broker set_tcp_nodelay and TCP_NODELAY on the services' sockets",
     )  # fmt: skip
+    parser.add_argument("--logs", type=Path, help="keep the services' logs here")
     args = parser.parse_args()
     print(f"load average before: {os.getloadavg()}", flush=True)
     rows = []
-    with tempfile.TemporaryDirectory(prefix="bench-e2e-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="bench-e2e-") as tmp_dir:
+        tmp = args.logs or Path(tmp_dir)
         modes = {"off": [False], "on": [True], "both": [False, True]}[args.nodelay]
         for n in args.devices:
             for nodelay in modes:
-                row = run(n, args.seconds, args.warmup, not args.no_recorder, Path(tmp), nodelay)
+                row = run(n, args.seconds, args.warmup, not args.no_recorder, tmp, nodelay)
                 rows.append(row)
                 print(json.dumps(row), flush=True)
     report("end-to-end (gateway sim -> windower -> classifier -> client)", rows)
