@@ -167,7 +167,7 @@ def drive(
     cpu0 = sum(sum(p.cpu_times()[:2]) for p in services)
     started = time.time()
     ready.set()
-    receiver.wait(count, idle=3.0 if rate else 5.0)
+    receiver.wait(count, idle=3.0 if rate else 10.0)
     cpu = sum(sum(p.cpu_times()[:2]) for p in services) - cpu0
     peak_rss = max(p.stop() for p in peaks)
     proc.join(30)

@@ -13,6 +13,7 @@ artifact, without pausing classification. See docs/classifier.md.
 from __future__ import annotations
 
 import logging
+import re
 import socket
 import sys
 import time
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from paho.mqtt.subscribeoptions import SubscribeOptions
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from imu_har import topics
 from imu_har.codec import decode_window
@@ -69,6 +70,13 @@ class ClassifierSettings(MqttSettings):
     idle_timeout: float = Field(default=300.0, gt=0, description="Forget a silent device (s)")
     max_devices: int = Field(default=10_000, ge=1, description="Most devices smoothed at once")
     tcp_nodelay: bool = Field(default=True, description="Send small predictions at once")
+
+    @field_validator("share_group")
+    @classmethod
+    def _group(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9_\-]{1,64}", value):
+            raise ValueError("must be 1-64 letters, digits, '_' or '-' (one topic level)")
+        return value
 
 
 class ClassifierService:

@@ -112,5 +112,7 @@ def test_cli_refuses_a_missing_model_and_bad_settings(tmp_path: Path) -> None:
     assert done.returncode == 2 and "is not a directory" in done.stderr
     done = run_python("-m", "services.classifier", "--backend", "cuda")
     assert done.returncode == 2 and "--backend" in done.stderr
+    done = run_python("-m", "services.classifier", "--share-group", "a/#")
+    assert done.returncode == 2 and "--share-group" in done.stderr
     done = run_python("-m", "services.classifier")
     assert done.returncode == 2 and "give --model or a --watch-dir" in done.stderr
