@@ -188,10 +188,11 @@ def choose_backend(
 ) -> tuple[Backend, dict[str, float]]:
     """The backend to serve with, and the microseconds per window ``auto`` measured.
 
-    ``auto`` loads every lightweight export present and keeps the one with the
-    lower time per window in batches of ``batch`` (the service's batch limit:
-    what matters under load; single windows are timed too and reported, both
-    runtimes stay far below a millisecond there). TensorFlow only when no
+    ``auto`` loads every lightweight export present and times batches of 1, 8,
+    64 and ``batch`` (the service's batch limit) windows. The runtime fastest at
+    ``batch`` serves; when the other one is faster for the smaller sizes, both
+    are kept in a :class:`SplitBackend` (e.g. ONNX Runtime for single windows at
+    light load, LiteRT for full batches under load). TensorFlow only when no
     lightweight export loads.
     """
     if preference != "auto":
@@ -208,18 +209,35 @@ def choose_backend(
         if problems:
             logger.warning("no lightweight export loads (%s); trying TensorFlow", problems)
         return open_backend(model_dir, "tensorflow", threads), {}
-    batch = max(1, min(batch, 256))
-    one = np.zeros((1, window, channels), np.float32)
-    many = np.zeros((batch, window, channels), np.float32)
+    sizes = sorted({1, 8, 64, max(1, min(batch, 256))} & set(range(1, batch + 1)))
     timings: dict[str, float] = {}
     for b in candidates:
-        timings[f"{b.name}_single"] = 1e6 * time_backend(b, one)
-        timings[f"{b.name}_batch{batch}"] = 1e6 * time_backend(b, many, repeats=3)
-    best = min(candidates, key=lambda b: timings[f"{b.name}_batch{batch}"])
-    logger.info("backend timings (us per window): %s -> %s", timings, best.name)
-    del candidates
+        for size in sizes:
+            sample = np.zeros((size, window, channels), np.float32)
+            timings[f"{b.name}_batch{size}"] = 1e6 * time_backend(b, sample, repeats=3)
+    winners = [min(candidates, key=lambda b: timings[f"{b.name}_batch{n}"]) for n in sizes]
+    chosen: Backend = winners[-1]
+    if len(candidates) == 2 and len({w.name for w in winners}) == 2 and winners[0] is not chosen:
+        # one runtime is faster for small batches, the other for large: keep both
+        cutoff = next(n for n, w in zip(sizes, winners, strict=True) if w is chosen)
+        if all(w is chosen for n, w in zip(sizes, winners, strict=True) if n >= cutoff):
+            chosen = SplitBackend(winners[0], chosen, cutoff)
+    logger.info("backend timings (us per window): %s -> %s", timings, chosen.name)
+    del candidates, winners
     release_memory()
-    return best, timings
+    return chosen, timings
+
+
+class SplitBackend:
+    """Small batches on one runtime, batches of ``cutoff`` windows or more on the other."""
+
+    def __init__(self, small: Backend, large: Backend, cutoff: int) -> None:
+        self.small, self.large, self.cutoff = small, large, cutoff
+        self.name = f"{small.name}+{large.name}"
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        """Run one batch on the runtime that is faster for its size."""
+        return (self.large if batch.shape[0] >= self.cutoff else self.small).predict(batch)
 
 
 def release_memory() -> None:

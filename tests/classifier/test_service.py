@@ -190,3 +190,17 @@ def test_bad_artifacts_are_refused_and_old_model_keeps_serving(
     status = status_where(mqtt_client, lambda s: s["counters"]["events"].get("reload_refused") == 5)
     assert status["details"]["model"]["version"] == version
     assert any("refused model" in line for line in status["errors"])
+
+
+def test_split_backend_gives_the_same_probabilities_as_each_runtime(artifacts: Artifacts) -> None:
+    """auto may serve small batches with one runtime and large ones with the other."""
+    from pathlib import Path
+
+    from services.classifier.backends import SplitBackend, open_backend
+
+    onnx = open_backend(Path(artifacts.first), "onnx")
+    litert = open_backend(Path(artifacts.first), "litert")
+    split = SplitBackend(onnx, litert, cutoff=8)
+    offline = offline_probabilities(artifacts.first, artifacts.windows[:20])
+    for n in (1, 7, 8, 20):
+        np.testing.assert_allclose(split.predict(artifacts.windows[:n]), offline[:n], atol=1e-5)
