@@ -1,0 +1,44 @@
+"""Settings of ``har classifier`` (flags, ``HAR_*`` environment, ``--config``)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from imu_har.settings import MqttSettings
+
+
+class ClassifierSettings(MqttSettings):
+    """Settings of ``har classifier``."""
+
+    model: Path | None = Field(default=None, description="Model artifact directory")
+    watch_dir: Path | None = Field(default=None, description="Serve the newest artifact in here")
+    watch_interval: float = Field(default=2.0, gt=0, description="Seconds between watch scans")
+    model_root: Path | None = Field(default=None, description="Reloads must lie inside this dir")
+    backend: Literal["auto", "onnx", "litert", "tensorflow"] = Field(
+        default="auto", description="Inference backend (auto: faster of onnx/litert)"
+    )
+    threads: int = Field(default=1, ge=1, le=64, description="Inference threads")
+    max_batch: int = Field(default=256, ge=1, le=4096, description="Most windows per batch")
+    batch_wait: float = Field(
+        default=0.0, ge=0, le=1, description="Wait for more windows to fill a batch (s)"
+    )
+    smoothing: Literal["majority", "mean"] = Field(default="majority", description="Smoothing")
+    smooth_k: int = Field(default=5, ge=1, le=1000, description="Windows smoothed over")
+    threshold: float = Field(default=0.5, ge=0, le=1, description="Below this: 'unknown'")
+    share_group: str | None = Field(default=None, description="MQTT v5 shared-subscription group")
+    window_qos: int = Field(default=0, ge=0, le=1, description="QoS of the window subscription")
+    grace: float = Field(default=5.0, ge=0, description="Old model takes its windows for (s)")
+    idle_timeout: float = Field(default=300.0, gt=0, description="Forget a silent device (s)")
+    max_devices: int = Field(default=10_000, ge=1, description="Most devices smoothed at once")
+    tcp_nodelay: bool = Field(default=True, description="Send small predictions at once")
+
+    @field_validator("share_group")
+    @classmethod
+    def _group(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9_\-]{1,64}", value):
+            raise ValueError("must be 1-64 letters, digits, '_' or '-' (one topic level)")
+        return value
