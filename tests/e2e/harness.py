@@ -14,11 +14,9 @@ import bisect
 import contextlib
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -42,19 +40,12 @@ DEFAULT_MODEL = REPO / "models" / "default"
 
 @contextlib.contextmanager
 def persistent_broker() -> Iterator[MosquittoBroker]:
-    """A private Mosquitto whose persistence survives ``restart()``, also as root.
+    """A private Mosquitto of its own whose sessions survive ``restart()``.
 
-    Started as root, Mosquitto drops to the ``mosquitto`` user and then cannot
-    write its database in our root-owned temporary directory (sessions would be
-    silently forgotten by a restart); ``user root`` keeps it as it is.
+    (:class:`MosquittoBroker` keeps its persistence writable, also as root.)
     """
-    workdir = Path(tempfile.mkdtemp(prefix="har-e2e-broker-"))
-    extra = "user root\n" if os.geteuid() == 0 else ""
-    try:
-        with MosquittoBroker(workdir=workdir, extra_config=extra) as broker:
-            yield broker
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    with MosquittoBroker() as broker:
+        yield broker
 
 
 @dataclass
