@@ -1,11 +1,11 @@
 """Training benchmark on seed-fitness: leave-one-session-out over sessions 1-18.
 
-Compares the default model config, the original architecture, an optional tuned
-config (``--tuned best.json``) and a statistical baseline (logistic regression
-on per-channel window statistics). Prints mean/min accuracy, macro-F1,
+Compares the default model config, other architectures (by name), an optional
+tuned config (``--tuned best.json``) and a statistical baseline, ``logreg``
+(logistic regression on per-channel window statistics). Prints mean/min accuracy, macro-F1,
 per-class recall and the time to train the default model on all 18 sessions.
 
-    python -m bench.bench_training [--configs default,original,stats] [--tuned best.json]
+    python -m bench.bench_training [--configs default,logreg,original,stats] [--tuned best.json]
 
 Needs /work/shared/datasets/seed-fitness (not part of the repository).
 """
@@ -81,7 +81,11 @@ def row(name: str, res: dict[str, Any], seconds: float) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark and print a markdown summary."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--configs", default="default,original,stats")
+    parser.add_argument(
+        "--configs",
+        default="default,logreg",
+        help="comma list: default, logreg (baseline), or an architecture name",
+    )
     parser.add_argument("--tuned", help="best.json from har tune (adds a 'tuned' config)")
     parser.add_argument("--json", help="write all results here")
     args = parser.parse_args(argv)
@@ -94,9 +98,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     base = TrainParams(rate=2.0, window=20, hop=5)
     configs: dict[str, TrainParams | None] = {}
     for name in args.configs.split(","):
-        configs[name] = None if name == "stats" else base
-    if "original" in configs:
-        configs["original"] = base.with_overrides(arch="original")
+        arch = None if name in ("default", "logreg") else name
+        configs[name] = None if name == "logreg" else base.with_overrides(arch=arch)
     if args.tuned:
         configs["tuned"] = load_params(args.tuned, base)
     ws, _, _ = load_windows(DATA, base, **LAYOUT)
@@ -109,7 +112,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             res = stats_logo(ws)
         else:
             print(f"== {name}: {params}", file=sys.stderr)
-            res = cross_validate(ws, params, "logo", stderr_progress)
+            own = ws  # a tuned config may have its own window geometry
+            if (params.window, params.hop) != (base.window, base.hop):
+                own = load_windows(DATA, params, **LAYOUT)[0]
+            res = cross_validate(own, params, "logo", stderr_progress)
             res["params"] = params.model_params()
         seconds = time.monotonic() - started
         res["seconds"] = seconds

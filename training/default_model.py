@@ -28,7 +28,7 @@ DEFAULT_PARAMS = TrainParams(
     dropout=0.3,
     lr=0.003,
     batch_size=64,
-    epochs=12,
+    epochs=25,
     seed=0,
 )
 
@@ -36,8 +36,8 @@ DEFAULT_PARAMS = TrainParams(
 def build_default(
     out: str | Path,
     *,
-    sessions: int = 8,
-    seconds: float = 40.0,
+    sessions: int = 16,
+    seconds: float = 20.0,
     seed: int = 0,
     params: TrainParams = DEFAULT_PARAMS,
     quiet: bool = False,
@@ -69,8 +69,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.default_model", description=__doc__)
     parser.add_argument("--out", default="models/default", help="artifact directory")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--sessions", type=int, default=8, help="simulated wearers")
-    parser.add_argument("--seconds", type=float, default=40.0, help="seconds per activity")
+    parser.add_argument("--sessions", type=int, default=16, help="simulated wearers")
+    parser.add_argument("--seconds", type=float, default=20.0, help="seconds per activity")
     args = parser.parse_args(argv)
     started = time.monotonic()
     result = build_default(args.out, sessions=args.sessions, seconds=args.seconds, seed=args.seed)

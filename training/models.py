@@ -6,15 +6,19 @@ and variance fitted on training data only), and ends in a softmax layer named
 ``probabilities``.
 
 * ``bilstm_stats`` (default): stacked bidirectional LSTMs on the standardized
-  window with Gaussian input noise while training (``noise``; identity at
-  inference), plus a statistics-pooling branch (per-channel mean, variance,
-  max, min of the standardized window, batch-normalized), concatenated before
-  the softmax. Without the noise the LSTM branch learns session-specific
-  detail and whole classes of an unseen session fail (see docs/benchmarks.md).
+  window minus its own mean, with Gaussian input noise while training
+  (``noise``; identity at inference), plus a statistics-pooling branch
+  (per-channel mean, variance, max, min of the standardized window,
+  batch-normalized), concatenated before the softmax. Without centring and
+  noise the LSTM branch learns session-specific offsets and whole classes of
+  an unseen session fail (see docs/benchmarks.md).
 * ``bilstm``: the original project's network done right: stacked
   ``Bidirectional(LSTM(units))``, dropout, softmax, categorical cross-entropy.
 * ``original``: the original exactly (sigmoid output, binary cross-entropy);
   served with a softmax over the same logits (same argmax).
+* ``stats``: the statistics branch alone (batch-normalized per-channel mean,
+  variance, max, min -> dropout -> softmax): an in-graph logistic regression
+  on window statistics; no recurrence.
 * ``cnn``: a compact 1D CNN with average and max pooling.
 """
 
@@ -50,9 +54,17 @@ def build_model(
     )(inp)
     if params.arch == "cnn":
         h = _cnn(keras, x, params)
-    elif params.arch == "bilstm_stats":
-        noisy = keras.layers.GaussianNoise(params.noise, seed=params.seed)(x) if params.noise else x
+    elif params.arch == "stats":
         stats = keras.layers.Concatenate(name="stats")(_stats(keras, x, params.window))
+        h = keras.layers.BatchNormalization(name="stats_norm")(stats)
+    elif params.arch == "bilstm_stats":
+        stat_list = _stats(keras, x, params.window)
+        # The LSTM sees the window minus its own mean (the stats branch carries the mean).
+        centred = keras.layers.Subtract(name="centred")(
+            [x, keras.layers.RepeatVector(params.window)(stat_list[0])]
+        )
+        noisy = keras.layers.GaussianNoise(params.noise, seed=params.seed)(centred)
+        stats = keras.layers.Concatenate(name="stats")(stat_list)
         stats = keras.layers.BatchNormalization(name="stats_norm")(stats)
         lstm = _bilstm(keras, noisy, params, unroll)
         h = keras.layers.Concatenate(name="features")([lstm, stats])

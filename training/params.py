@@ -9,7 +9,7 @@ from typing import Any
 
 from training.errors import DataError
 
-ARCHITECTURES = ("bilstm_stats", "bilstm", "original", "cnn")
+ARCHITECTURES = ("bilstm_stats", "bilstm", "original", "stats", "cnn")
 
 
 @dataclass(frozen=True)
