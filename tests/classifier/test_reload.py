@@ -102,3 +102,16 @@ def test_watched_directory_swaps_in_new_artifacts_and_refuses_bad_ones(
     mqtt_client.publish("har/dev0/window", payload, qos=1)
     got = predictions.wait_for(1, timeout=10)
     assert Prediction.from_payload(got[0].payload).model_version == second.version
+
+
+def test_reload_outside_model_root_is_refused(
+    broker, run_service, mqtt_client, artifacts: Artifacts, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    outside = tmp_path / "elsewhere"
+    shutil.copytree(artifacts.second, outside)
+    start_classifier(broker, run_service, artifacts.first, model_root=artifacts.first.parent)
+    for path in (str(outside), str(artifacts.first.parent / ".." / outside.name)):
+        reply = command(mqtt_client, {"action": "reload", "model": path})
+        assert not reply["ok"] and "outside the allowed --model-root" in reply["error"]
+    reply = command(mqtt_client, {"action": "reload", "model": str(artifacts.second)})
+    assert reply["ok"] and reply["data"]["version"] == load_spec(artifacts.second).version
