@@ -125,8 +125,8 @@ def train_main(argv: Sequence[str] | None = None) -> int:
         print(
             f"model {spec.name} version {spec.version} -> {args.out}\n"
             f"  {t['n_windows']} windows from {t['n_recordings']} recordings in "
-            f"{len(t['groups'])} groups (label, channels: {len(spec.labels)}, "
-            f"{len(spec.channels)}); window {spec.window} hop {spec.hop} at {spec.rate:g} Hz"
+            f"{len(t['groups'])} groups; {len(spec.labels)} labels, {len(spec.channels)} "
+            f"channels; window {spec.window} hop {spec.hop} at {spec.rate:g} Hz"
         )
         cv = spec.metrics.get("cv")
         if isinstance(cv, dict):

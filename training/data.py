@@ -57,16 +57,17 @@ class Layout:
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
-    """Load a Parquet file, a recorder dataset directory (``**/*.parquet``) or a CSV file."""
+    """Load a Parquet file, a dataset directory (``**/*.parquet``) or a CSV file.
+
+    For the recorder's data directory only ``recordings/`` is read (not its
+    prediction log); hidden files and directories (temporaries) are skipped.
+    """
     p = Path(path)
     if not p.exists():
         raise DataError(f"{p} does not exist")
     try:
         if p.is_dir():
-            files = sorted(p.rglob("*.parquet"))
-            if not files:
-                raise DataError(f"{p} holds no .parquet files")
-            table = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+            table = pd.concat([pd.read_parquet(f) for f in _dataset_files(p)], ignore_index=True)
         elif p.suffix.lower() in {".csv", ".txt"}:
             table = pd.read_csv(p)
         elif p.suffix.lower() in {".parquet", ".pq"}:
@@ -80,6 +81,19 @@ def read_table(path: str | Path) -> pd.DataFrame:
     if table.empty:
         raise DataError(f"{p} holds no rows")
     return table
+
+
+def _dataset_files(path: Path) -> list[Path]:
+    """Parquet files of a dataset dir: ``recordings/`` of a recorder data dir, no hidden files."""
+    root = path / "recordings" if (path / "recordings").is_dir() else path
+    files = sorted(
+        f
+        for f in root.rglob("*.parquet")
+        if not any(part.startswith(".") for part in f.relative_to(root).parts)
+    )
+    if not files:
+        raise DataError(f"{root} holds no .parquet files")
+    return files
 
 
 def resolve_layout(

@@ -96,7 +96,12 @@ def test_reads_hive_partitioned_recorder_dataset(tmp_path) -> None:  # type: ign
     target = tmp_path / "recordings" / "date=2026-11-24" / "device=dev-a"
     target.mkdir(parents=True)
     rows.to_parquet(target / "s9.parquet")
-    table = read_table(tmp_path / "recordings")
+    rows.iloc[:5].to_parquet(target / ".s9.parquet.tmp.parquet")  # a writer's temporary
+    log = tmp_path / "predictions" / "date=2026-11-24"
+    log.mkdir(parents=True)
+    pd.DataFrame({"window_seq": [1], "label": ["Squat"]}).to_parquet(log / "p.parquet")
+    table = read_table(tmp_path)  # the recorder's data dir: recordings/ only
+    assert len(table) == len(rows)
     layout = resolve_layout(table)
     assert layout.device_col == "device" and layout.channels == DEFAULT_CHANNELS
     ws = make_windows(table, layout, WindowSpec(20, 5, 25.0))
