@@ -67,6 +67,7 @@ class MosquittoBroker:
             # our temporary persistence directory: restarts would then lose sessions.
             + ("user root\n" if os.geteuid() == 0 else "")
             + "allow_anonymous true\n"
+            "set_tcp_nodelay true\n"
             "persistence true\n"
             f"persistence_location {persistence}/\n"
             "autosave_interval 1\n"

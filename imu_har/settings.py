@@ -44,6 +44,7 @@ class MqttSettings(BaseModel):
     mqtt_key_file: Path | None = Field(default=None, description="Client key for TLS")
     mqtt_tls_insecure: bool = Field(default=False, description="Skip TLS host name check")
     mqtt_keepalive: int = Field(default=30, ge=5, le=3600, description="Keepalive seconds")
+    mqtt_nodelay: bool = Field(default=True, description="TCP_NODELAY on the broker socket")
     client_id: str | None = Field(default=None, description="MQTT client id (default: generated)")
     topic_root: str = Field(default=DEFAULT_ROOT, description="Root of every topic")
     status_interval: float = Field(default=5.0, gt=0, le=3600, description="Status period (s)")

@@ -13,7 +13,6 @@ artifact, without pausing classification. See docs/classifier.md.
 from __future__ import annotations
 
 import logging
-import socket
 import sys
 import time
 from collections.abc import Sequence
@@ -29,7 +28,6 @@ from imu_har.errors import PayloadError
 from imu_har.logs import configure_logging
 from imu_har.runtime import Inbound, ServiceRuntime
 from imu_har.settings import load_settings
-from services.classifier.batchpub import publish_batch
 from services.classifier.core import Classifier, Pending, window_device
 from services.classifier.fastpath import DeviceIds, fast_window
 from services.classifier.model import LoadedModel, load_model
@@ -73,8 +71,6 @@ class ClassifierService:
 
     # -- subscriptions and dispatch ------------------------------------------------------
     def subscriptions(self) -> list[tuple[str, Any]]:
-        # Called on every (re)connect, on paho's thread, with the new socket in place.
-        self._set_nodelay()
         windows = topics.WINDOW.subscription(self.root)
         if self.settings.share_group:
             windows = f"$share/{self.settings.share_group}/{windows}"
@@ -88,15 +84,6 @@ class ClassifierService:
                 (topics.PREDICTION.subscription(self.root), SubscribeOptions(qos=0, noLocal=True))
             )
         return subs
-
-    def _set_nodelay(self) -> None:
-        """Turn Nagle's algorithm off: small predictions must not wait for ACKs (~40 ms)."""
-        sock = self.runtime.client.socket()
-        if self.settings.tcp_nodelay and isinstance(sock, socket.socket):
-            try:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError as exc:  # e.g. not a TCP socket
-                logger.debug("TCP_NODELAY not set: %s", exc)
 
     def handle_batch(self, messages: list[Inbound]) -> None:
         self._collect_reloads()
@@ -135,8 +122,8 @@ class ClassifierService:
     def _classify(self, model: LoadedModel, pending: list[Pending]) -> None:
         root = self._prefix
         predictions, rejected = self.core.classify(pending, model)
-        publish_batch(
-            self.runtime, [(root + w.device + "/prediction", payload) for w, payload in predictions]
+        self.runtime.publish_many(
+            [(root + w.device + "/prediction", payload) for w, payload in predictions]
         )
         for item in rejected:
             self.runtime.reject(

@@ -34,7 +34,6 @@ class ClassifierSettings(MqttSettings):
     grace: float = Field(default=5.0, ge=0, description="Old model takes its windows for (s)")
     idle_timeout: float = Field(default=300.0, gt=0, description="Forget a silent device (s)")
     max_devices: int = Field(default=10_000, ge=1, description="Most devices smoothed at once")
-    tcp_nodelay: bool = Field(default=True, description="Send small predictions at once")
 
     @field_validator("share_group")
     @classmethod

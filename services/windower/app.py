@@ -62,26 +62,29 @@ class WindowerService:
         return subs
 
     def handle_batch(self, messages: list[Inbound]) -> None:
+        out: list[tuple[str, bytes]] = []
         for message in messages:
             try:
                 if message.topic == self._spec_topic:
                     self._adopt_spec(message.payload)
                 else:
-                    self._handle_frame(message)
+                    out += self._handle_frame(message)
             except PayloadError as exc:
                 self.runtime.reject(exc.reason, f"{message.topic}: {exc.args[0]}")
+        if out:
+            self.runtime.publish_many(out)
 
-    def _handle_frame(self, message: Inbound) -> None:
+    def _handle_frame(self, message: Inbound) -> list[tuple[str, bytes]]:
         values = topics.IMU.parse(message.topic, self.root)
         if values is None:
             raise PayloadError("bad_topic", "not a raw-frame topic")
         frame = decode_frame(message.payload)
         if frame.device != values["device"]:
             raise PayloadError("device_mismatch", f"payload device {frame.device!r} on its topic")
-        for window in self.core.push(frame, now=message.received_at):
-            self.runtime.publish(
-                topics.WINDOW.format(self.root, device=window.device), encode_window(window)
-            )
+        return [
+            (topics.WINDOW.format(self.root, device=w.device), encode_window(w))
+            for w in self.core.push(frame, now=message.received_at)
+        ]
 
     def _adopt_spec(self, payload: bytes) -> None:
         if not payload:  # retained spec cleared: keep the current settings

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from imu_har.runtime import ServiceRuntime
+import paho.mqtt.client as mqtt
 
 _PUBLISH_QOS0 = b"\x30"
 _OPAQUE = 0  # not PUBLISH/DISCONNECT: paho's writer sends the bytes and nothing else
@@ -37,13 +37,11 @@ def publish_packet(topic: str, payload: bytes) -> bytes:
     return _PUBLISH_QOS0 + _varint(len(body) + len(payload)) + body + payload
 
 
-def publish_batch(runtime: ServiceRuntime, messages: Sequence[tuple[str, bytes]]) -> None:
+def publish_batch(client: mqtt.Client, messages: Sequence[tuple[str, bytes]]) -> None:
     """Publish ``(topic, payload)`` pairs at QoS 0, in order, as one socket write."""
-    client = runtime.client
     queue = getattr(client, "_packet_queue", None)
     if queue is None or len(messages) < 2 or not client.is_connected():
         for topic, payload in messages:
-            runtime.publish(topic, payload)
+            client.publish(topic, payload)
         return
     queue(_OPAQUE, b"".join([publish_packet(t, p) for t, p in messages]), 0, 0)
-    runtime.counters.messages_out += len(messages)
