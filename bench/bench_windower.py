@@ -44,17 +44,35 @@ def encode_all(ids: list[str], ticks: int, per_frame: int, t0: float) -> list[li
     """Every payload of the run, encoded up front so the load generator stays cheap."""
     block = np.random.default_rng(0).normal(size=(per_frame, 9)).astype(np.float32)
     return [
-        [encode_frame(Frame(d, tick, t0 + tick * per_frame / RATE, RATE, block,
-                            device_time=tick * per_frame / RATE)) for d in ids]
+        [
+            encode_frame(
+                Frame(
+                    d,
+                    tick,
+                    t0 + tick * per_frame / RATE,
+                    RATE,
+                    block,
+                    device_time=tick * per_frame / RATE,
+                )
+            )
+            for d in ids
+        ]
         for tick in range(ticks)
     ]
 
 
 def run(devices: int, seconds: float, broker: MosquittoBroker, per_frame: int) -> dict[str, object]:
-    env = {**os.environ, "HAR_MQTT_PORT": str(broker.port), "HAR_STATUS_INTERVAL": "1",
-           "HAR_FOLLOW_MODEL": "false", "HAR_LOG_LEVEL": "WARNING"}
-    proc = subprocess.Popen([sys.executable, "-m", "services.windower", "--length", str(LENGTH),
-                             "--hop", str(HOP)], env=env)
+    env = {
+        **os.environ,
+        "HAR_MQTT_PORT": str(broker.port),
+        "HAR_STATUS_INTERVAL": "1",
+        "HAR_FOLLOW_MODEL": "false",
+        "HAR_LOG_LEVEL": "WARNING",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "services.windower", "--length", str(LENGTH), "--hop", str(HOP)],
+        env=env,
+    )
     client = connect(broker.host, broker.port)
     status = Collector(client, "har/service/windower/status")
     status.wait_for(predicate=lambda m: bool(m) and b'"online"' in m[-1].payload, timeout=20)
@@ -91,11 +109,17 @@ def run(devices: int, seconds: float, broker: MosquittoBroker, per_frame: int) -
     publisher.disconnect()
     client.disconnect()
     return {
-        "devices": devices, "samples_per_frame": per_frame, "samples_per_s_offered": devices * ticks * per_frame / (sent_at - t0),
+        "devices": devices,
+        "samples_per_frame": per_frame,
+        "samples_per_s_offered": devices * ticks * per_frame / (sent_at - t0),
         "samples_per_s_windowed": windows.count * HOP / elapsed,
-        "frames": devices * ticks, "windows_expected": expected, "windows_received": windows.count,
-        "missing": expected - windows.count, "publisher_max_late_s": round(late, 3),
-        "windower_cpu_percent": usage["cpu_percent"], "windower_rss_mb": usage["rss_mb"],
+        "frames": devices * ticks,
+        "windows_expected": expected,
+        "windows_received": windows.count,
+        "missing": expected - windows.count,
+        "publisher_max_late_s": round(late, 3),
+        "windower_cpu_percent": usage["cpu_percent"],
+        "windower_rss_mb": usage["rss_mb"],
         "rejected": sum(last["counters"]["rejected"].values()),
         "queue_depth_end": last["counters"]["queue_depth"],
     }
@@ -105,8 +129,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--devices", type=int, nargs="+", default=[1, 100, 1000])
     parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--per-frame", type=int, nargs="+", default=[10],
-                        help="samples per frame (a batched BLE packet carries ~10-13)")
+    parser.add_argument(
+        "--per-frame",
+        type=int,
+        nargs="+",
+        default=[10],
+        help="samples per frame (a batched BLE packet carries ~10-13)",
+    )
     args = parser.parse_args()
     rows = []
     with MosquittoBroker() as broker:

@@ -15,8 +15,10 @@ def machine() -> str:
     """One line describing this machine, for docs/benchmarks.md."""
     mem = psutil.virtual_memory().total / 2**30
     cpu = platform.processor() or platform.machine()
-    return (f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB, Python {platform.python_version()}, "
-            f"{time.strftime('%Y-%m-%d')}")
+    return (
+        f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB, Python {platform.python_version()}, "
+        f"{time.strftime('%Y-%m-%d')}"
+    )
 
 
 @dataclass
@@ -34,8 +36,10 @@ class CpuSample:
     def stop(self) -> dict[str, float]:
         times = self.process.cpu_times()
         wall = time.monotonic() - self.wall0
-        return {"cpu_percent": 100 * (times.user + times.system - self.cpu0) / wall,
-                "rss_mb": self.process.memory_info().rss / 2**20}
+        return {
+            "cpu_percent": 100 * (times.user + times.system - self.cpu0) / wall,
+            "rss_mb": self.process.memory_info().rss / 2**20,
+        }
 
 
 def report(name: str, rows: list[dict[str, object]]) -> None:
@@ -45,6 +49,9 @@ def report(name: str, rows: list[dict[str, object]]) -> None:
         keys = list(rows[0])
         print(" | ".join(keys))
         for row in rows:
-            print(" | ".join(f"{row[k]:.1f}" if isinstance(row[k], float) else str(row[k])
-                             for k in keys))
+            print(
+                " | ".join(
+                    f"{row[k]:.1f}" if isinstance(row[k], float) else str(row[k]) for k in keys
+                )
+            )
     print("JSON " + json.dumps({"bench": name, "machine": machine(), "rows": rows}))
