@@ -29,7 +29,7 @@ DATA = Path(
         "/work/shared/datasets/seed-fitness/seed_fitness_sessions_01-18.parquet",
     )
 )
-LAYOUT = {"group_col": "session", "label_col": "activity", "order_col": "index"}
+LAYOUT: dict[str, Any] = {"group_col": "session", "label_col": "activity", "order_col": "index"}
 PERCENTILES = (10, 25, 50, 75, 90)
 
 
