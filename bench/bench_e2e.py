@@ -133,6 +133,11 @@ def start(
         return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=log)
 
 
+def queue(status: dict[str, Any]) -> int:
+    """Messages waiting in a service's input queue, from its status."""
+    return int(status["counters"]["queue_depth"])
+
+
 def run(
     devices: int, seconds: float, warmup: float, recorder: bool, workdir: Path, nodelay: bool
 ) -> dict:
@@ -186,6 +191,7 @@ def run(
             bench_cpu = 100 * (sum(bench.cpu_times()[:2]) - bench_cpu0) / (t1 - t0)
             load = os.getloadavg()[0]
             time.sleep(1.5)  # the statuses that close the interval
+            queues = {n: watch.last(n, queue) for n in ("windower", "classifier")}
         finally:
             for proc in reversed(list(procs.values())):
                 proc.terminate()
@@ -202,7 +208,6 @@ def run(
     received += [0] * (devices - len(received))
     gaps = sum(max(s) - min(s) + 1 - len(set(s)) for s in watch.seqs.values() if s)
     counter = lambda key: lambda s: s["counters"][key]  # noqa: E731
-    queue = lambda s: s["counters"]["queue_depth"]  # noqa: E731
     per_packet = samples_per_packet(247)
     frames = lambda s: s["details"].get("frames", 0)  # noqa: E731
     row = {
@@ -221,8 +226,8 @@ def run(
         "received_mean": float(np.mean(received)),
         "devices_silent": received.count(0),
         "seq_gaps": gaps,
-        "windower_queue_end": watch.last("windower", queue),
-        "classifier_queue_end": watch.last("classifier", queue),
+        "windower_queue_end": queues["windower"],
+        "classifier_queue_end": queues["classifier"],
         "load1": load,
         "bench_client_cpu": bench_cpu,
     }
