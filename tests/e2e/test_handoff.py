@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from imu_har.codec import Frame, encode_frame
 from imu_har.commands import StartRecording, StopRecording
@@ -49,11 +48,6 @@ def prediction(seq: int) -> bytes:
     return p.to_payload()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="training/data.py read_table globs every *.parquet under the directory, "
-    "predictions/ included (reported; remove this mark when fixed)",
-)
 def test_train_reads_a_recorder_data_dir_with_its_prediction_log(tmp_path: Path) -> None:
     recorder = Recorder(RecorderConfig(data_dir=tmp_path, fsync=False))
     recorder.open()

@@ -25,7 +25,10 @@ real Mosquitto. Three simulated wearers follow the scripted schedule
 3. trains a small model on that data directory with ``har train`` (2 epochs),
    reloads the classifier with it (``{"action": "reload"}`` on
    ``har/classifier/cmd``) and checks that predictions continue for every
-   device with the new ``model_version``.
+   device with the new ``model_version``;
+4. after shutdown, checks the two Parquet sessions (labels, row counts) and that
+   the data directory, now also holding the compacted prediction log, is still
+   what ``har train --data`` reads.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from tests.e2e.harness import (
     persistent_broker,
     score,
 )
+from training.data import check_table, read_table, resolve_layout
 
 pytestmark = [pytest.mark.slow, pytest.mark.broker, pytest.mark.tf]
 
@@ -156,3 +160,8 @@ def test_live_predictions_recording_training_and_reload(tmp_path: Path) -> None:
     rows = table.groupby("label").size().to_dict()
     assert rows == {"Squat": sessions[0]["data"]["rows"], "Pushup": sessions[1]["data"]["rows"]}
     assert set(table["device"].astype(str)) == {RECORDED}
+    # the stopped recorder compacted its prediction log beside them; the dir stays trainable
+    assert list((data_dir / "predictions").rglob("*.parquet"))
+    whole = read_table(data_dir)
+    check_table(whole, resolve_layout(whole))
+    assert len(whole) == len(table)
