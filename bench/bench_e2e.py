@@ -139,7 +139,13 @@ def queue(status: dict[str, Any]) -> int:
 
 
 def run(
-    devices: int, seconds: float, warmup: float, recorder: bool, workdir: Path, nodelay: bool
+    devices: int,
+    seconds: float,
+    warmup: float,
+    recorder: bool,
+    workdir: Path,
+    nodelay: bool,
+    tick: float = TICK,
 ) -> dict:
     spec = load_spec(MODEL)
     window_period = spec.hop / spec.rate
@@ -151,7 +157,15 @@ def run(
             "classifier": ["--model", str(MODEL)],
             "windower": [],
             "recorder": ["--data-dir", str(logs / "data")],
-            "gateway": ["--devices", str(devices), "--no-truth", "--seed", "1"],
+            "gateway": [
+                "--devices",
+                str(devices),
+                "--no-truth",
+                "--seed",
+                "1",
+                "--tick",
+                str(tick),
+            ],
         }
         if not recorder:
             del plan["recorder"]
@@ -213,7 +227,8 @@ def run(
     row = {
         "devices": devices,
         "nodelay": nodelay,
-        "frames_per_s_offered": devices * math.ceil(TICK * RATE / per_packet) / TICK,
+        "tick": tick,
+        "frames_per_s_offered": devices * math.ceil(tick * RATE / per_packet) / tick,
         "frames_per_s_gateway": watch.rate("gateway", t0, t1, frames),
         "frames_per_s_windower": watch.rate("windower", t0, t1, counter("messages_in")),
         "windows_per_s": watch.rate("windower", t0, t1, counter("messages_out")),
@@ -247,6 +262,7 @@ def main() -> None:
         "--nodelay", choices=["off", "on", "both"], default="off",
         help="Nagle off: broker set_tcp_nodelay and TCP_NODELAY on the services' sockets",
     )  # fmt: skip
+    parser.add_argument("--tick", type=float, default=TICK, help="gateway pacing tick (s)")
     parser.add_argument("--logs", type=Path, help="keep the services' logs here")
     args = parser.parse_args()
     print(f"load average before: {os.getloadavg()}", flush=True)
@@ -256,7 +272,9 @@ def main() -> None:
         modes = {"off": [False], "on": [True], "both": [False, True]}[args.nodelay]
         for n in args.devices:
             for nodelay in modes:
-                row = run(n, args.seconds, args.warmup, not args.no_recorder, tmp, nodelay)
+                row = run(
+                    n, args.seconds, args.warmup, not args.no_recorder, tmp, nodelay, args.tick
+                )
                 rows.append(row)
                 print(json.dumps(row), flush=True)
     report("end-to-end (gateway sim -> windower -> classifier -> client)", rows)
