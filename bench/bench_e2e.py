@@ -15,10 +15,11 @@ to every prediction and measures, over ``--seconds`` after a warm-up:
   hop / rate seconds) against received, and gaps in ``window_seq``;
 * CPU (% of one core) and RSS of every service and of Mosquitto (psutil).
 
-``--nodelay on|both`` also measures the system with Nagle's algorithm off on
-every connection (Mosquitto ``set_tcp_nodelay true``, and ``TCP_NODELAY`` set on
-the services' paho sockets by a small shim): at low message rates Nagle plus
-delayed ACKs holds a small publish for up to ~40 ms per hop.
+``--nodelay on|both`` also measures with Nagle's algorithm off by force
+(Mosquitto ``set_tcp_nodelay true`` and ``TCP_NODELAY`` set on every socket
+the services open, by a shim): at low message rates Nagle plus delayed ACKs
+held a small publish for up to ~40 ms per hop. Since 6b59ce2 the runtime and
+the private broker do this by default, so it only matters for older checkouts.
 
     python -m bench.bench_e2e --devices 10 100 1000 --seconds 30
 """
