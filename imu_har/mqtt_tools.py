@@ -45,6 +45,26 @@ def connect(
     return client
 
 
+def make_client(settings: MqttSettings, client_id: str, manual_ack: bool = False) -> mqtt.Client:
+    """A paho v5 client (not connected) with the settings' credentials and TLS applied."""
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        protocol=MQTTProtocolVersion.MQTTv5,
+        manual_ack=manual_ack,
+    )
+    if settings.mqtt_username:
+        client.username_pw_set(settings.mqtt_username, settings.mqtt_password)
+    if settings.mqtt_tls:
+        client.tls_set(
+            ca_certs=str(settings.mqtt_ca_file) if settings.mqtt_ca_file else None,
+            certfile=str(settings.mqtt_cert_file) if settings.mqtt_cert_file else None,
+            keyfile=str(settings.mqtt_key_file) if settings.mqtt_key_file else None,
+        )
+        client.tls_insecure_set(settings.mqtt_tls_insecure)
+    return client
+
+
 def connect_settings(settings: MqttSettings, client_id: str | None = None) -> mqtt.Client:
     """:func:`connect` with a service's broker settings."""
     return connect(

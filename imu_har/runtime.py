@@ -20,7 +20,6 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -29,6 +28,7 @@ from imu_har.batchpub import publish_batch
 from imu_har.counters import CounterSet
 from imu_har.inbox import Inbound, Inbox
 from imu_har.messages import Message, ServiceStatus
+from imu_har.mqtt_tools import make_client
 from imu_har.settings import MqttSettings
 
 __all__ = ["Handler", "Inbound", "ServiceRuntime"]
@@ -90,22 +90,7 @@ class ServiceRuntime:
 
     # -- connection -----------------------------------------------------------------
     def _make_client(self, manual_ack: bool) -> mqtt.Client:
-        s = self.settings
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=self.client_id,
-            protocol=MQTTProtocolVersion.MQTTv5,
-            manual_ack=manual_ack,
-        )
-        if s.mqtt_username:
-            client.username_pw_set(s.mqtt_username, s.mqtt_password)
-        if s.mqtt_tls:
-            client.tls_set(
-                ca_certs=str(s.mqtt_ca_file) if s.mqtt_ca_file else None,
-                certfile=str(s.mqtt_cert_file) if s.mqtt_cert_file else None,
-                keyfile=str(s.mqtt_key_file) if s.mqtt_key_file else None,
-            )
-            client.tls_insecure_set(s.mqtt_tls_insecure)
+        client = make_client(self.settings, self.client_id, manual_ack)
         client.will_set(self.status_topic, self._status("offline").to_payload(), qos=1, retain=True)
         client.reconnect_delay_set(min_delay=1, max_delay=16)
         client.on_connect = self._on_connect

@@ -16,13 +16,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from imu_har import topics
 from imu_har.commands import CommandReply
 from imu_har.messages import Message
+from imu_har.mqtt_tools import make_client
 from imu_har.settings import MqttSettings
 from services.dashboard.store import Limits, Reply, Store
 
@@ -61,21 +61,7 @@ class Connection:
         self.client = self._make_client()
 
     def _make_client(self) -> mqtt.Client:
-        s = self.settings
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=self.client_id,
-            protocol=MQTTProtocolVersion.MQTTv5,
-        )
-        if s.mqtt_username:
-            client.username_pw_set(s.mqtt_username, s.mqtt_password)
-        if s.mqtt_tls:
-            client.tls_set(
-                ca_certs=str(s.mqtt_ca_file) if s.mqtt_ca_file else None,
-                certfile=str(s.mqtt_cert_file) if s.mqtt_cert_file else None,
-                keyfile=str(s.mqtt_key_file) if s.mqtt_key_file else None,
-            )
-            client.tls_insecure_set(s.mqtt_tls_insecure)
+        client = make_client(self.settings, self.client_id)
         client.reconnect_delay_set(min_delay=1, max_delay=8)
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail

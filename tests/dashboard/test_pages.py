@@ -50,7 +50,9 @@ def test_live_page_shows_devices_predictions_and_accuracy(dashboard_settings, mq
     assert len(at.get("vega_lite_chart")) >= 4  # IMU plots, bars, timeline
 
 
-def test_live_page_waits_when_no_device(dashboard_settings):
+def test_live_page_waits_when_no_device(dashboard_settings, monkeypatch):
+    # A root of its own: other tests leave retained device messages on the shared broker.
+    monkeypatch.setenv("HAR_TOPIC_ROOT", "har-empty")
     at = app()
     assert not at.exception
     assert "Waiting for devices" in texts(at)
