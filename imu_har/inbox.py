@@ -29,16 +29,28 @@ class Inbound:
 
 
 class Inbox:
-    """An unbounded FIFO of :class:`Inbound` with batch retrieval."""
+    """A FIFO of :class:`Inbound` with batch retrieval, bounded to ``limit`` messages.
 
-    def __init__(self, max_batch: int = 1, batch_wait: float = 0.0) -> None:
+    A service that cannot keep up sheds the newest messages (the caller counts
+    them) instead of growing without bound; ``limit=None`` never sheds, for
+    services that must not lose input (the recorder does not acknowledge what
+    it has not written, so the broker keeps it).
+    """
+
+    def __init__(
+        self, max_batch: int = 1, batch_wait: float = 0.0, limit: int | None = 100_000
+    ) -> None:
         self.max_batch = max_batch
         self.batch_wait = batch_wait
+        self.limit = limit
         self._queue: queue.SimpleQueue[Inbound] = queue.SimpleQueue()
 
-    def put(self, message: Inbound) -> None:
-        """Add a message (any thread)."""
+    def put(self, message: Inbound) -> bool:
+        """Add a message (any thread); False, and not added, when the inbox is full."""
+        if self.limit is not None and self._queue.qsize() >= self.limit:
+            return False
         self._queue.put(message)
+        return True
 
     def qsize(self) -> int:
         """Messages waiting."""

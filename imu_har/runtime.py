@@ -68,6 +68,7 @@ class ServiceRuntime:
         max_batch: int = 1,
         batch_wait: float = 0.0,
         tick_interval: float = 0.25,
+        queue_limit: int | None = 100_000,
     ) -> None:
         self.name = name
         self.settings = settings
@@ -79,7 +80,7 @@ class ServiceRuntime:
         self.stopping = threading.Event()
         self.started_at = time.time()
         self.tick_interval = tick_interval
-        self.inbox = Inbox(max_batch, batch_wait)
+        self.inbox = Inbox(max_batch, batch_wait, queue_limit)
         self._errors: deque[str] = deque(maxlen=10)
         self._handler: Handler | None = None
         self._last_status = 0.0
@@ -143,7 +144,7 @@ class ServiceRuntime:
             client.ack(mid, qos)
 
         payload = msg.payload if isinstance(msg.payload, bytes) else bytes(msg.payload)
-        self.inbox.put(
+        accepted = self.inbox.put(
             Inbound(
                 msg.topic,
                 payload,
@@ -154,6 +155,8 @@ class ServiceRuntime:
                 ack,
             )
         )
+        if not accepted:
+            self.reject("queue_full", f"{msg.topic}: inbox holds {self.inbox.limit} messages")
 
     # -- publishing ------------------------------------------------------------------
     def publish(

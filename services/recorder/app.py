@@ -226,6 +226,7 @@ def make_runtime(settings: RecorderSettings) -> ServiceRuntime:
         session_expiry=settings.session_expiry,
         max_batch=settings.max_batch,
         batch_wait=0.002,
+        queue_limit=None,  # never shed: QoS 1 input is acknowledged only once written
     )
 
 

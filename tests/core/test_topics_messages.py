@@ -155,3 +155,16 @@ def test_bad_settings_exit_with_readable_message(capsys: pytest.CaptureFixture[s
     assert info.value.code == 2
     err = capsys.readouterr().err
     assert "--mqtt-port / HAR_MQTT_PORT" in err and "--topic-root / HAR_TOPIC_ROOT" in err
+
+
+def test_inbox_sheds_when_full_and_batches() -> None:
+    from imu_har.inbox import Inbound, Inbox
+
+    inbox = Inbox(max_batch=3, limit=4)
+    accepted = [inbox.put(Inbound(f"t/{i}", b"")) for i in range(6)]
+    assert accepted == [True] * 4 + [False] * 2
+    assert [m.topic for m in inbox.next_batch(0.1)] == ["t/0", "t/1", "t/2"]
+    assert [m.topic for m in inbox.next_batch(0.1)] == ["t/3"]
+    assert inbox.next_batch(0.01) == []
+    unbounded = Inbox(limit=None)
+    assert all(unbounded.put(Inbound("t", b"")) for _ in range(1000))
