@@ -32,8 +32,16 @@ from bench.common import report
 from imu_har.broker import MosquittoBroker
 from imu_har.codec import Frame, encode_frame
 from imu_har.commands import StartRecording, StopRecording
+from imu_har.messages import RecorderStatus
 from imu_har.mqtt_tools import Collector
 from services.recorder.core import Recorder, RecorderConfig
+
+
+def recorded(payload: bytes) -> int:
+    """Rows written so far in the open session, from the recorder's retained status."""
+    status = RecorderStatus.from_payload(payload)
+    return max((s.rows for s in status.recording), default=0)
+
 
 RATE = 50.0
 DEVICE = "bench-1"
@@ -125,8 +133,9 @@ def bench_mqtt(
                 proc = subprocess.Popen(args)
                 status.wait_for(predicate=online, timeout=60)
                 t0 = time.perf_counter()
-            marker = b'"rows": %d,' % rows
-            status.wait_for(timeout=600, predicate=lambda m: any(marker in x.payload for x in m))
+            status.wait_for(
+                timeout=600, predicate=lambda m: any(recorded(x.payload) >= rows for x in m)
+            )
             t1 = time.perf_counter()
             stop = b'{"action": "stop", "device": "%s"}' % DEVICE.encode()
             client.publish("har/recorder/cmd", stop, qos=1)
