@@ -199,6 +199,26 @@ class System:
     def logs_tail(self) -> str:
         return "\n".join(svc.tail() for svc in self.services.values())
 
+    def stop_cleanly(self) -> None:
+        """Stop every service and require each to exit with code 0."""
+        codes = self.stop_all()
+        assert codes == dict.fromkeys(codes, 0), (codes, self.logs_tail())
+
+
+@contextlib.contextmanager
+def running_system(broker: MosquittoBroker, logs: Path) -> Iterator[tuple[Observer, System]]:
+    """An observer and a system on ``broker``; logs printed on failure, all stopped at the end."""
+    observer = Observer.attach(broker)
+    system = System(broker, observer, logs)
+    try:
+        yield observer, system
+    except BaseException:
+        print(system.logs_tail())
+        raise
+    finally:
+        system.stop_all()
+        observer.close()
+
 
 def truth_at(truths: list[GroundTruth], t: float) -> str | None:
     """The true label at time ``t`` (the last truth taking effect at or before it)."""

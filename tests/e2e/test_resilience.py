@@ -28,7 +28,7 @@ import pandas as pd
 import pytest
 
 from imu_har.broker import MosquittoBroker, free_port
-from tests.e2e.harness import DEFAULT_MODEL, Observer, System, persistent_broker
+from tests.e2e.harness import DEFAULT_MODEL, Observer, persistent_broker, running_system
 
 pytestmark = [pytest.mark.slow, pytest.mark.broker]
 
@@ -46,42 +46,35 @@ def predictions_since(observer: Observer, since: float, count: int = 3) -> bool:
 
 def test_broker_restart_services_reconnect_and_recording_loses_nothing(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
-    with persistent_broker() as broker:
-        observer = Observer.attach(broker)
-        system = System(broker, observer, tmp_path)
-        try:
-            system.start("classifier", "--model", str(DEFAULT_MODEL))
-            system.start("windower")
-            system.start("recorder", "--data-dir", str(data_dir))
-            system.start("gateway", "--devices", "2", "--qos", "1", "--schedule", "Jumping:60")
-            observer.wait(lambda: predictions_since(observer, 0.0), 30, "no predictions")
-            started = observer.request(
-                "recorder", {"action": "start", "device": "sim-001", "label": "Jumping"}
-            )
-            assert started["ok"], started
-            recording_since = time.time()
-            observer.wait(lambda: predictions_since(observer, recording_since, 5), 30, "stalled")
+    with (
+        persistent_broker() as broker,
+        running_system(broker, tmp_path) as (observer, system),
+    ):
+        system.start("classifier", "--model", str(DEFAULT_MODEL))
+        system.start("windower")
+        system.start("recorder", "--data-dir", str(data_dir))
+        system.start("gateway", "--devices", "2", "--qos", "1", "--schedule", "Jumping:60")
+        observer.wait(lambda: predictions_since(observer, 0.0), 30, "no predictions")
+        started = observer.request(
+            "recorder", {"action": "start", "device": "sim-001", "label": "Jumping"}
+        )
+        assert started["ok"], started
+        recording_since = time.time()
+        observer.wait(lambda: predictions_since(observer, recording_since, 5), 30, "stalled")
 
-            restarted_at = time.time()
-            broker.restart(down_seconds=1.0)
+        restarted_at = time.time()
+        broker.restart(down_seconds=1.0)
 
-            def all_back() -> bool:
-                return all(observer.online_since(n, restarted_at) for n in SERVICES)
+        def all_back() -> bool:
+            return all(observer.online_since(n, restarted_at) for n in SERVICES)
 
-            observer.wait(all_back, 60, f"not every service of {SERVICES} back online")
-            back_at = time.time()
-            observer.wait(lambda: predictions_since(observer, back_at, 5), 60, "no recovery")
+        observer.wait(all_back, 60, f"not every service of {SERVICES} back online")
+        back_at = time.time()
+        observer.wait(lambda: predictions_since(observer, back_at, 5), 60, "no recovery")
 
-            stopped = observer.request("recorder", {"action": "stop", "device": "sim-001"})
-            assert stopped["ok"], stopped
-            codes = system.stop_all()
-            assert codes == dict.fromkeys(codes, 0), (codes, system.logs_tail())
-        except BaseException:
-            print(system.logs_tail())
-            raise
-        finally:
-            system.stop_all()
-            observer.close()
+        stopped = observer.request("recorder", {"action": "stop", "device": "sim-001"})
+        assert stopped["ok"], stopped
+        system.stop_cleanly()
 
     files = list((data_dir / "recordings").rglob("*.parquet"))
     rows = pd.concat([pd.read_parquet(f) for f in files])

@@ -46,8 +46,8 @@ from tests.e2e.harness import (
     DEFAULT_MODEL,
     REPO,
     Observer,
-    System,
     persistent_broker,
+    running_system,
     score,
 )
 from training.data import check_table, read_table, resolve_layout
@@ -84,74 +84,67 @@ def record_bout(observer: Observer, label: str) -> dict:
 
 def test_live_predictions_recording_training_and_reload(tmp_path: Path) -> None:
     data_dir, new_model = tmp_path / "data", tmp_path / "model-e2e"
-    with persistent_broker() as broker:
-        observer = Observer.attach(broker)
-        system = System(broker, observer, tmp_path)
+    with (
+        persistent_broker() as broker,
+        running_system(broker, tmp_path) as (observer, system),
+    ):
+        system.start("classifier", "--model", str(DEFAULT_MODEL))
+        system.start("windower")  # adopts the retained model spec (window 50 at 25 Hz)
+        system.start("recorder", "--data-dir", str(data_dir))
+        gateway_args = ["--devices", str(len(DEVICES)), "--schedule", SCHEDULE, "--seed", "1"]
+        system.start("gateway", *gateway_args)
+
+        # 2. two labelled sessions while the schedule runs
+        sessions = [record_bout(observer, "Squat"), record_bout(observer, "Pushup")]
+        assert all(s["data"]["rows"] > 500 for s in sessions), sessions  # ~15 s at 50 Hz
+
+        # 3a. train on the recordings while the system keeps running
+        train = subprocess.Popen(
+            [*HAR, "train", "--data", str(data_dir), "--out", str(new_model), *TRAIN_ARGS],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         try:
-            system.start("classifier", "--model", str(DEFAULT_MODEL))
-            system.start("windower")  # adopts the retained model spec (window 50 at 25 Hz)
-            system.start("recorder", "--data-dir", str(data_dir))
-            gateway_args = ["--devices", str(len(DEVICES)), "--schedule", SCHEDULE, "--seed", "1"]
-            system.start("gateway", *gateway_args)
-
-            # 2. two labelled sessions while the schedule runs
-            sessions = [record_bout(observer, "Squat"), record_bout(observer, "Pushup")]
-            assert all(s["data"]["rows"] > 500 for s in sessions), sessions  # ~15 s at 50 Hz
-
-            # 3a. train on the recordings while the system keeps running
-            train = subprocess.Popen(
-                [*HAR, "train", "--data", str(data_dir), "--out", str(new_model), *TRAIN_ARGS],
-                cwd=REPO,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-            )
-            try:
-                output, _ = train.communicate(timeout=240)
-            finally:
-                train.kill()
-            assert train.returncode == 0, output
-
-            # 1. the schedule has been through every bout at least once: score it
-            observer.wait(lambda: current_label(observer, RECORDED) == "Squat", 60, "no loop")
-            with observer.cond:
-                results = {d: score(observer.predictions[d], observer.truths[d]) for d in DEVICES}
-            summary = {
-                d: (r.judged, round(r.accuracy, 3), round(r.smoothed_accuracy, 3))
-                for d, r in results.items()
-            }
-            print(f"live accuracy (judged, label, smoothed): {summary}")
-            for device, result in results.items():
-                assert result.judged >= 60, (device, summary)  # all four bouts were seen
-                assert set(result.per_label) == {"Squat", "Pushup", "Jumping", "Situp"}, device
-                assert result.accuracy >= MIN_ACCURACY, (device, summary, dict(result.per_label))
-
-            # 3b. reload the new model; predictions go on with its version
-            spec = json.loads((new_model / "spec.json").read_text())
-            assert sorted(spec["labels"]) == ["Pushup", "Squat"]
-            reply = observer.request("classifier", {"action": "reload", "model": str(new_model)})
-            assert reply["ok"], reply
-            assert reply["data"]["version"] == spec["version"]
-            reloaded_at = time.time()
-
-            def new_predictions() -> bool:
-                return all(
-                    any(
-                        p.model_version == spec["version"] and arrived > reloaded_at
-                        for p, arrived in observer.predictions[d][-20:]
-                    )
-                    for d in DEVICES
-                )
-
-            observer.wait(new_predictions, 30, "no predictions from the reloaded model")
-            codes = system.stop_all()
-            assert codes == dict.fromkeys(codes, 0), (codes, system.logs_tail())
-        except BaseException:
-            print(system.logs_tail())
-            raise
+            output, _ = train.communicate(timeout=240)
         finally:
-            system.stop_all()
-            observer.close()
+            train.kill()
+        assert train.returncode == 0, output
+
+        # 1. the schedule has been through every bout at least once: score it
+        observer.wait(lambda: current_label(observer, RECORDED) == "Squat", 60, "no loop")
+        with observer.cond:
+            results = {d: score(observer.predictions[d], observer.truths[d]) for d in DEVICES}
+        summary = {
+            d: (r.judged, round(r.accuracy, 3), round(r.smoothed_accuracy, 3))
+            for d, r in results.items()
+        }
+        print(f"live accuracy (judged, label, smoothed): {summary}")
+        for device, result in results.items():
+            assert result.judged >= 60, (device, summary)  # all four bouts were seen
+            assert set(result.per_label) == {"Squat", "Pushup", "Jumping", "Situp"}, device
+            assert result.accuracy >= MIN_ACCURACY, (device, summary, dict(result.per_label))
+
+        # 3b. reload the new model; predictions go on with its version
+        spec = json.loads((new_model / "spec.json").read_text())
+        assert sorted(spec["labels"]) == ["Pushup", "Squat"]
+        reply = observer.request("classifier", {"action": "reload", "model": str(new_model)})
+        assert reply["ok"], reply
+        assert reply["data"]["version"] == spec["version"]
+        reloaded_at = time.time()
+
+        def new_predictions() -> bool:
+            return all(
+                any(
+                    p.model_version == spec["version"] and arrived > reloaded_at
+                    for p, arrived in observer.predictions[d][-20:]
+                )
+                for d in DEVICES
+            )
+
+        observer.wait(new_predictions, 30, "no predictions from the reloaded model")
+        system.stop_cleanly()
 
     # the recorder wrote both sessions as Parquet with the commanded labels and their rows
     recordings = sorted((data_dir / "recordings").rglob("*.parquet"))
