@@ -70,16 +70,21 @@ class TopicTemplate:
         values = {name: fixed.get(name, "+") for name in self.variables}
         return self.pattern.format(root=root, **values)
 
+    @lru_cache(maxsize=64)  # noqa: B019 (templates are module constants)
+    def _regex(self, root: str) -> re.Pattern[str]:
+        """The compiled pattern of this template under ``root`` (cached: parsed per message)."""
+        regex = "^" + re.escape(root) + re.escape(self.pattern[len("{root}") :]) + "$"
+        for name in self.variables:
+            regex = regex.replace(re.escape("{" + name + "}"), f"(?P<{name}>[^/]+)")
+        return re.compile(regex)
+
     def parse(self, topic: str, root: str = DEFAULT_ROOT) -> dict[str, str] | None:
         """Variables of ``topic`` if it matches this template, else ``None``.
 
         A matching topic whose ``device`` level is not a valid id raises
         :class:`PayloadError` so the caller can count it.
         """
-        regex = "^" + re.escape(root) + re.escape(self.pattern[len("{root}") :]) + "$"
-        for name in self.variables:
-            regex = regex.replace(re.escape("{" + name + "}"), f"(?P<{name}>[^/]+)")
-        match = re.match(regex, topic)
+        match = self._regex(root).match(topic)
         if match is None:
             return None
         values = match.groupdict()
