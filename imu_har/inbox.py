@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from paho.mqtt.properties import Properties
 
 
-@dataclass
+@dataclass(slots=True)
 class Inbound:
     """A received message, as handed to a :class:`Handler`."""
 
@@ -51,6 +51,14 @@ class Inbox:
             return False
         self._queue.put(message)
         return True
+
+    def put_many(self, messages: list[Inbound]) -> list[Inbound]:
+        """Add messages in order (any thread); returns those refused because the inbox is full."""
+        room = len(messages) if self.limit is None else self.limit - self._queue.qsize()
+        put = self._queue.put
+        for message in messages[: max(room, 0)]:
+            put(message)
+        return messages[max(room, 0) :]
 
     def qsize(self) -> int:
         """Messages waiting."""

@@ -15,6 +15,7 @@ from collections.abc import Callable
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
+from imu_har.fastrecv import FastReceiveClient, PublishBatch
 from imu_har.settings import MqttSettings
 
 
@@ -26,13 +27,19 @@ def connect(
     protocol: MQTTProtocolVersion = MQTTProtocolVersion.MQTTv5,
     username: str | None = None,
     password: str | None = None,
+    on_publishes: PublishBatch | None = None,
 ) -> mqtt.Client:
-    """A connected client with its network loop running; raises if it cannot connect."""
-    client = mqtt.Client(
+    """A connected client with its network loop running; raises if it cannot connect.
+
+    With ``on_publishes``, plain publishes arrive there in batches instead of
+    through ``on_message`` (:class:`~imu_har.fastrecv.FastReceiveClient`).
+    """
+    client = FastReceiveClient(
         CallbackAPIVersion.VERSION2,
         client_id=client_id or f"tool-{uuid.uuid4().hex[:8]}",
         protocol=protocol,
     )
+    client.on_publishes = on_publishes
     if username:
         client.username_pw_set(username, password)
     ready = threading.Event()
@@ -46,8 +53,12 @@ def connect(
 
 
 def make_client(settings: MqttSettings, client_id: str, manual_ack: bool = False) -> mqtt.Client:
-    """A paho v5 client (not connected) with the settings' credentials and TLS applied."""
-    client = mqtt.Client(
+    """A paho v5 client (not connected) with the settings' credentials and TLS applied.
+
+    It is a :class:`~imu_har.fastrecv.FastReceiveClient`: it acts like paho's own
+    until its ``on_publishes`` is set.
+    """
+    client = FastReceiveClient(
         CallbackAPIVersion.VERSION2,
         client_id=client_id,
         protocol=MQTTProtocolVersion.MQTTv5,

@@ -17,7 +17,8 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from functools import partial
+from typing import Any, Protocol, cast
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
@@ -26,6 +27,7 @@ from paho.mqtt.properties import Properties
 from imu_har import __version__, topics
 from imu_har.batchpub import publish_batch
 from imu_har.counters import CounterSet
+from imu_har.fastrecv import FastReceiveClient, RawPublish
 from imu_har.inbox import Inbound, Inbox
 from imu_har.messages import Message, ServiceStatus
 from imu_har.mqtt_tools import make_client
@@ -86,6 +88,9 @@ class ServiceRuntime:
         self._last_status = 0.0
         self._session_expiry = session_expiry
         self._clean_start = clean_start
+        self._sub_lock = threading.Lock()
+        self._sub_done: dict[int, Callable[[list[Any]], None]] = {}
+        self._connect_mid: int | None = None
         self.status_topic = topics.SERVICE_STATUS.format(self.root, service=name)
         self.client = self._make_client(manual_ack)
 
@@ -97,7 +102,10 @@ class ServiceRuntime:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
-        client.on_subscribe = lambda *_: self.ready.set()
+        if self.settings.mqtt_fast_receive and isinstance(client, FastReceiveClient):
+            client.on_publishes = self._on_publishes
+        client.on_subscribe = self._on_subscribe
+        client.on_unsubscribe = self._on_subscribe
         return client
 
     def start(self) -> None:
@@ -126,7 +134,8 @@ class ServiceRuntime:
             _disable_nagle(client)
         subs = self._handler.subscriptions() if self._handler else []
         if subs:
-            client.subscribe(subs)
+            with self._sub_lock:
+                self._connect_mid = client.subscribe(subs)[1]
         else:
             self.ready.set()
         self.connected.set()
@@ -157,6 +166,62 @@ class ServiceRuntime:
         )
         if not accepted:
             self.reject("queue_full", f"{msg.topic}: inbox holds {self.inbox.limit} messages")
+
+    def _on_publishes(self, batch: list[RawPublish]) -> None:
+        now = time.time()
+        ack = cast(Callable[[int, int], None], self.client.ack)
+        inbound = [
+            Inbound(m.topic, m.payload, m.qos, m.retain, None, now, partial(ack, m.mid, 1))
+            if m.qos
+            else Inbound(m.topic, m.payload, 0, m.retain, None, now)
+            for m in batch
+        ]
+        refused = self.inbox.put_many(inbound)
+        for message in refused:
+            self.reject("queue_full", f"{message.topic}: inbox holds {self.inbox.limit} messages")
+
+    def _on_subscribe(self, _c: Any, _u: Any, mid: int, reason_codes: Any, _p: Any) -> None:
+        with self._sub_lock:
+            done = self._sub_done.pop(mid, None)
+            if mid == self._connect_mid:
+                self._connect_mid = None
+                self.ready.set()
+        if done is not None:
+            try:
+                done(list(reason_codes))
+            except Exception:  # a callback bug must not kill paho's thread
+                logger.exception("%s subscription callback failed", self.name)
+
+    def subscribe(
+        self,
+        subs: list[tuple[str, Any]],
+        done: Callable[[list[Any]], None] | None = None,
+    ) -> bool:
+        """Subscribe now (any thread); ``done(reason_codes)`` runs on paho's thread on SUBACK.
+
+        Returns False when not connected: the handler's :meth:`Handler.subscriptions`
+        must then include ``subs`` so the next connect subscribes them.
+        """
+        return self._request(lambda: self.client.subscribe(subs), done)
+
+    def unsubscribe(
+        self, topic_filters: list[str], done: Callable[[list[Any]], None] | None = None
+    ) -> bool:
+        """Unsubscribe now (any thread); ``done(reason_codes)`` runs on UNSUBACK."""
+        return self._request(lambda: self.client.unsubscribe(topic_filters), done)
+
+    def _request(
+        self,
+        send: Callable[[], tuple[Any, int | None]],
+        done: Callable[[list[Any]], None] | None,
+    ) -> bool:
+        with self._sub_lock:  # the acknowledgement cannot be handled before ``done`` is filed
+            rc, mid = send()
+            if rc != mqtt.MQTT_ERR_SUCCESS or mid is None:
+                return False
+            if done is not None:
+                self._sub_done[mid] = done
+        return True
 
     # -- publishing ------------------------------------------------------------------
     def publish(

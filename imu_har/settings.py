@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from imu_har.logs import configure_logging
 from imu_har.topics import DEFAULT_ROOT, validate_root
 
 ENV_PREFIX = "HAR_"
@@ -45,6 +46,9 @@ class MqttSettings(BaseModel):
     mqtt_tls_insecure: bool = Field(default=False, description="Skip TLS host name check")
     mqtt_keepalive: int = Field(default=30, ge=5, le=3600, description="Keepalive seconds")
     mqtt_nodelay: bool = Field(default=True, description="TCP_NODELAY on the broker socket")
+    mqtt_fast_receive: bool = Field(
+        default=True, description="Read many messages per system call (imu_har.fastrecv)"
+    )
     client_id: str | None = Field(default=None, description="MQTT client id (default: generated)")
     topic_root: str = Field(default=DEFAULT_ROOT, description="Root of every topic")
     status_interval: float = Field(default=5.0, gt=0, le=3600, description="Status period (s)")
@@ -124,6 +128,15 @@ def load_settings(
             )
         print("\n".join(lines), file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def service_settings(
+    model: type[S], name: str, description: str, argv: Sequence[str] | None = None
+) -> S:
+    """A service's start: its settings from ``har <name>``'s flags/env/file, logging set up."""
+    settings = load_settings(model, argv, prog=f"har {name}", description=description)
+    configure_logging(str(getattr(settings, "log_level", "INFO")), name)
+    return settings
 
 
 def _from_env(model: type[BaseModel], env: Mapping[str, str]) -> dict[str, Any]:

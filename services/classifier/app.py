@@ -25,9 +25,8 @@ from imu_har import topics
 from imu_har.codec import decode_window
 from imu_har.commands import ClassifierCommand, ClassifierReply
 from imu_har.errors import PayloadError
-from imu_har.logs import configure_logging
 from imu_har.runtime import Inbound, ServiceRuntime
-from imu_har.settings import load_settings
+from imu_har.settings import service_settings
 from services.classifier.core import Classifier, Pending, window_device
 from services.classifier.fastpath import DeviceIds, fast_window
 from services.classifier.model import LoadedModel, load_model
@@ -260,13 +259,12 @@ def build(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``har classifier``."""
-    settings = load_settings(
+    settings = service_settings(
         ClassifierSettings,
+        "classifier",
+        "Classify windows with a model artifact and publish predictions.",
         argv,
-        prog="har classifier",
-        description="Classify windows with a model artifact and publish predictions.",
     )
-    configure_logging(settings.log_level, "classifier")
     try:
         model = initial_model(settings)
     except PayloadError as exc:

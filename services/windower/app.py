@@ -16,10 +16,9 @@ from pydantic import Field
 from imu_har import topics
 from imu_har.codec import DEFAULT_CHANNELS, decode_frame, encode_window
 from imu_har.errors import PayloadError
-from imu_har.logs import configure_logging
 from imu_har.model_spec import ModelSpec
 from imu_har.runtime import Inbound, ServiceRuntime
-from imu_har.settings import MqttSettings, load_settings
+from imu_har.settings import MqttSettings, service_settings
 from imu_har.windowing import WindowSpec
 from services.windower.core import Windower
 
@@ -124,12 +123,8 @@ class WindowerService:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``har windower``."""
-    settings = load_settings(
-        WindowerSettings,
-        argv,
-        prog="har windower",
-        description="Cut raw IMU frames into sliding windows.",
+    settings = service_settings(
+        WindowerSettings, "windower", "Cut raw IMU frames into sliding windows.", argv
     )
-    configure_logging(settings.log_level, "windower")
     runtime = ServiceRuntime("windower", settings, max_batch=256)
     return runtime.run(WindowerService(settings, runtime))
