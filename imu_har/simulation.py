@@ -1,281 +1,50 @@
-"""A pure-numpy simulator of a chest-worn 9-axis IMU doing exercises.
+"""A pure-numpy simulator of a chest-worn 9-axis IMU doing exercises: the public API.
 
 Used by the gateway's ``--source sim``, by training tests and the demo model,
-and by end-to-end tests. The physics is deliberately simple but consistent:
-
-* A body orientation per posture (upright, prone, supine) plus a periodic
-  motion at an exercise-typical cadence rotates the sensor frame; the
-  accelerometer reads specific force (gravity "up" plus vertical body
-  acceleration, or a jump's flight/impact profile) in the sensor frame, the
-  gyroscope the angular velocity of that rotation, the magnetometer the earth
-  field (with inclination) rotated into the sensor frame.
-* Incorrect variants have a distinguishable form fault (sagging hips: other
-  pitch and reduced range; jerky partial sit-ups with a neck wobble).
-* Each wearer (:class:`WearerProfile`) differs in amplitude, cadence, sensor
-  placement, noise, biases and magnetic heading.
-
-Sensor frame: x along the spine toward the head, z out of the chest, y to the
-wearer's left. Units are the default ones: g, deg/s, uT. Every quantity is a
-closed-form function of time given the current bout, so generating a stream in
-chunks gives exactly the same samples as generating it at once.
+and by end-to-end tests. The physics (postures, cadences, sensor model, wearer
+profiles, the vectorized :class:`WearableFleet`) lives in
+:mod:`imu_har.wearable` and is re-exported here; this module adds the
+single-device :class:`WearableSimulator`, exercise schedules and labelled
+synthetic datasets. Units are the default ones: g, deg/s, uT. Generating a
+stream in chunks gives exactly the same samples as generating it at once.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 
 from imu_har.codec import DEFAULT_CHANNELS
-
-ACTIVITIES: tuple[str, ...] = (
-    "Pushup",
-    "Pushup_Incorrect",
-    "Squat",
-    "Situp",
-    "Situp_Incorrect",
-    "Jumping",
-    "Lunge",
+from imu_har.wearable import (
+    ACTIVITIES,
+    LABELS,
+    REST,
+    WearableFleet,
+    WearerProfile,
+    label_index,
+    random_profile,
 )
-REST = "rest"
-LABELS: tuple[str, ...] = (*ACTIVITIES, REST)
 
-# Per label: cadence Hz, base pitch deg (0 upright, -90 prone, +90 supine), pitch swing deg,
-# alternating roll deg, vertical travel m, waveform sharpness, neck wobble deg, jump flag.
-_PARAMS = np.array(
-    [
-        [0.70, -80.0, 8.0, 0.0, 0.25, 0.3, 0.0, 0.0],  # Pushup
-        [0.90, -64.0, 3.0, 0.0, 0.10, 0.3, 0.0, 0.0],  # Pushup_Incorrect: sagging hips
-        [0.50, -10.0, -30.0, 0.0, 0.45, 0.5, 0.0, 0.0],  # Squat
-        [0.40, 85.0, -60.0, 0.0, 0.05, 0.5, 0.0, 0.0],  # Situp: lying -> sitting
-        [0.55, 85.0, -28.0, 0.0, 0.03, 3.0, 9.0, 0.0],  # Situp_Incorrect: jerky, partial
-        [2.00, -5.0, 6.0, 0.0, 0.00, 0.3, 2.0, 1.0],  # Jumping
-        [0.40, -5.0, -12.0, 10.0, 0.35, 0.5, 0.0, 0.0],  # Lunge: legs alternate
-        [0.20, 0.0, 2.0, 0.0, 0.00, 0.1, 1.0, 0.0],  # rest: standing sway
-    ]
-)
-_FREQ, _BASE, _SWING, _ALT, _TRAVEL, _SHARP, _WOBBLE, _JUMP = range(8)
-_G = 9.80665
-_POSTURE_TAU = 0.6  # s, time constant of posture changes between bouts
-_ONSET_TAU = 0.4  # s, time for a new exercise to reach full range
-_MOD_DEPTH, _MOD_PERIOD = 0.06, 9.0  # slow cadence variation
-_NOISE = np.array([0.02] * 3 + [1.0] * 3 + [0.8] * 3)  # per-channel noise std at level 1
+__all__ = [
+    "ACTIVITIES",
+    "LABELS",
+    "REST",
+    "Schedule",
+    "WearableFleet",
+    "WearableSimulator",
+    "WearerProfile",
+    "label_index",
+    "parse_schedule",
+    "play_schedule",
+    "random_profile",
+    "random_schedule",
+    "schedule_segments",
+    "synthetic_recordings",
+]
 
 Schedule = list[tuple[str, float]]
-
-
-@dataclass(frozen=True)
-class WearerProfile:
-    """How one wearer (and their device) differs from the average."""
-
-    amplitude: float = 1.0  # range of motion scale
-    cadence: float = 1.0  # tempo scale
-    placement: tuple[float, float, float] = (0.0, 0.0, 0.0)  # sensor roll/pitch/yaw offset, deg
-    noise: float = 1.0  # sensor noise scale
-    heading: float = 0.0  # direction the wearer faces, deg from magnetic north
-    inclination: float = 62.0  # magnetic dip angle, deg
-    field: float = 50.0  # earth field strength, uT
-    acc_bias: tuple[float, float, float] = (0.0, 0.0, 0.0)  # g
-    gyro_bias: tuple[float, float, float] = (0.0, 0.0, 0.0)  # deg/s
-    mag_offset: tuple[float, float, float] = (0.0, 0.0, 0.0)  # hard-iron offset, uT
-    phase: float = 0.0  # phase of the slow cadence variation, rad
-
-
-def random_profile(rng: np.random.Generator) -> WearerProfile:
-    """A plausible random wearer: the spread makes classes differ across people."""
-
-    def vec(scale: float) -> tuple[float, float, float]:
-        a, b, c = rng.normal(0.0, scale, 3)
-        return float(a), float(b), float(c)
-
-    return WearerProfile(
-        amplitude=float(rng.uniform(0.75, 1.25)),
-        cadence=float(rng.uniform(0.8, 1.2)),
-        placement=vec(7.0),
-        noise=float(rng.uniform(0.5, 1.5)),
-        heading=float(rng.uniform(0.0, 360.0)),
-        inclination=float(rng.uniform(55.0, 70.0)),
-        field=float(rng.uniform(45.0, 55.0)),
-        acc_bias=vec(0.015),
-        gyro_bias=vec(0.8),
-        mag_offset=vec(3.0),
-        phase=float(rng.uniform(0.0, 2 * np.pi)),
-    )
-
-
-def label_index(label: str) -> int:
-    """Index of ``label`` in :data:`LABELS`; raises ``ValueError`` for unknown labels."""
-    try:
-        return LABELS.index(label)
-    except ValueError:
-        raise ValueError(f"unknown activity {label!r}; known: {', '.join(LABELS)}") from None
-
-
-class WearableFleet:
-    """Many simulated wearables advanced together (vectorized over devices)."""
-
-    def __init__(
-        self, profiles: Sequence[WearerProfile], rate: float = 50.0, seed: int | None = 0
-    ) -> None:
-        if rate <= 0:
-            raise ValueError("rate must be positive")
-        self.rate = float(rate)
-        self.profiles = list(profiles)
-        d = len(self.profiles)
-        self._rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(d)]
-        p = self.profiles
-        self._amp = np.array([x.amplitude for x in p])
-        self._cad = np.array([x.cadence for x in p])
-        self._noise = np.array([x.noise for x in p])[:, None] * _NOISE
-        self._mod_phase = np.array([x.phase for x in p])
-        self._bias = np.array([[*x.acc_bias, *x.gyro_bias, *x.mag_offset] for x in p])
-        self._heading = np.radians([x.heading for x in p])
-        self._placement = _rotation(*np.radians(np.array([x.placement for x in p]).T))
-        incl = np.radians([x.inclination for x in p])
-        field = np.array([x.field for x in p])
-        self._mag_world = np.stack([field * np.cos(incl), 0 * field, -field * np.sin(incl)], -1)
-        self._index = 0  # global sample index of the next sample
-        self._label = np.full(d, -1)
-        self._bout_start = np.zeros(d)
-        self._posture_ref = np.zeros(d)  # base pitch at _posture_time
-        self._posture_time = np.zeros(d)
-
-    def __len__(self) -> int:
-        return len(self.profiles)
-
-    @property
-    def time(self) -> float:
-        """Simulated time (s) of the next sample."""
-        return self._index / self.rate
-
-    def next_samples(self, labels: str | Sequence[str], n: int) -> tuple[np.ndarray, np.ndarray]:
-        """The next ``n`` samples of every device doing ``labels`` (one per device, or one for all).
-
-        Returns samples float32 (devices, n, 9) in acc_x..mag_z order and default units,
-        and reps completed in the current bout, int (devices, n).
-        """
-        names = [labels] * len(self) if isinstance(labels, str) else list(labels)
-        if len(names) != len(self):
-            raise ValueError(f"{len(names)} labels for {len(self)} devices")
-        self._switch(np.array([label_index(x) for x in names], dtype=int))
-        t = (self._index + np.arange(n)) / self.rate
-        self._index += n
-        samples = self._sense(t)
-        for i, rng in enumerate(self._rngs):
-            samples[i] += rng.standard_normal((n, 9)) * self._noise[i]
-        reps = np.floor(self._phase(t[None, :])).astype(np.int64)
-        reps[self._label == len(ACTIVITIES)] = 0
-        return samples.astype(np.float32), reps
-
-    def _switch(self, new: np.ndarray) -> None:
-        """Start a new bout on devices whose label changed; posture eases from where it was."""
-        changed = new != self._label
-        if not changed.any():
-            return
-        now = self.time
-        current = self._base(np.full((len(self), 1), now))[:, 0]
-        start = np.where(self._label < 0, _PARAMS[new, _BASE], current)
-        self._posture_ref = np.where(changed, start, self._posture_ref)
-        self._posture_time = np.where(changed, now, self._posture_time)
-        self._bout_start = np.where(changed, now, self._bout_start)
-        self._label = new
-
-    def _param(self, column: int) -> np.ndarray:
-        return _PARAMS[self._label, column][:, None]
-
-    def _base(self, t: np.ndarray) -> np.ndarray:
-        target = self._param(_BASE)
-        decay = np.exp(-(t - self._posture_time[:, None]) / _POSTURE_TAU)
-        return target + (self._posture_ref[:, None] - target) * decay
-
-    def _phase(self, t: np.ndarray) -> np.ndarray:
-        def warp(x: np.ndarray) -> np.ndarray:
-            omega = 2 * np.pi / _MOD_PERIOD
-            return x - _MOD_DEPTH / omega * np.cos(omega * x + self._mod_phase[:, None])
-
-        freq = self._param(_FREQ) * self._cad[:, None]
-        return np.maximum(freq * (warp(t) - warp(self._bout_start[:, None] + 0 * t)), 0.0)
-
-    def _kinematics(self, t: np.ndarray) -> tuple[np.ndarray, ...]:
-        """Pitch, roll, yaw (rad) and vertical displacement (m), each (devices, n)."""
-        phase = self._phase(t)
-        onset = 1 - np.exp(-(t - self._bout_start[:, None]) / _ONSET_TAU)
-        amp = self._amp[:, None] * onset
-        sharp = self._param(_SHARP)
-        wave = 0.5 * (1 - np.tanh(sharp * np.cos(2 * np.pi * phase)) / np.tanh(sharp))
-        side = np.where(np.floor(phase) % 2 == 0, 1.0, -1.0)
-        wobble = self._param(_WOBBLE) * amp * np.sin(4 * np.pi * phase) * wave
-        pitch = self._base(t) + self._param(_SWING) * amp * wave
-        roll = self._param(_ALT) * amp * wave * side + wobble
-        yaw = np.degrees(self._heading)[:, None] + 0.6 * wobble
-        travel = -self._param(_TRAVEL) * amp * wave
-        return np.radians(pitch), np.radians(roll), np.radians(yaw), travel
-
-    def _orientation(self, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        pitch, roll, yaw, travel = self._kinematics(t)
-        body = _body_rotation(pitch, roll, yaw) @ _UPRIGHT
-        return body @ self._placement[:, None], travel
-
-    def _sense(self, t: np.ndarray) -> np.ndarray:
-        h = 0.25 / self.rate
-        grid = np.broadcast_to(t, (len(self), t.size))
-        rot, travel = self._orientation(grid)
-        rot_before, travel_before = self._orientation(grid - h)
-        rot_after, travel_after = self._orientation(grid + h)
-        lift = (travel_after - 2 * travel + travel_before) / (h * h) / _G
-        up = 1.0 + lift + self._jump(grid)
-        force = np.zeros((*grid.shape, 3))
-        force[..., 2] = up
-        acc = (np.swapaxes(rot, -1, -2) @ force[..., None])[..., 0]
-        delta = np.swapaxes(rot_before, -1, -2) @ rot_after
-        skew = (delta - np.swapaxes(delta, -1, -2)) / 2
-        omega = np.stack([skew[..., 2, 1], skew[..., 0, 2], skew[..., 1, 0]], -1) / (2 * h)
-        mag = (np.swapaxes(rot, -1, -2) @ self._mag_world[:, None, :, None])[..., 0]
-        out = np.concatenate([acc, np.degrees(omega), mag], axis=-1)
-        return out + self._bias[:, None, :]
-
-    def _jump(self, t: np.ndarray) -> np.ndarray:
-        """Extra vertical specific force (g) of jumping: push-off, flight at 0 g, landing impact."""
-        phase = self._phase(t) % 1.0
-        contact = 0.4
-        push = np.where(phase < contact, np.pi / (2 * contact) * np.sin(np.pi * phase / contact), 0)
-        dist = np.minimum(phase, 1 - phase)
-        impact = 1.2 * np.exp(-((dist / 0.025) ** 2))
-        onset = 1 - np.exp(-(t - self._bout_start[:, None]) / _ONSET_TAU)
-        scale = self._param(_JUMP) * onset * np.sqrt(self._amp[:, None])
-        return scale * (push + impact - 1.0 - 1.2 * 0.025 * np.sqrt(np.pi))
-
-
-# The upright body: spine (x) up, chest (z) toward magnetic north, y = west (left).
-_UPRIGHT = np.array([[0.0, 0.0, 1.0], [0.0, -1.0, 0.0], [1.0, 0.0, 0.0]])
-
-
-def _rotation(roll: np.ndarray, pitch: np.ndarray, yaw: np.ndarray) -> np.ndarray:
-    """Rz(yaw) @ Ry(pitch) @ Rx(roll) for arrays of angles (rad) -> (..., 3, 3)."""
-    cr, sr, cp, sp, cy, sy = (f(a) for a in (roll, pitch, yaw) for f in (np.cos, np.sin))
-    return np.stack(
-        [
-            np.stack([cy * cp, cy * sp * sr - sy * cr, cy * sp * cr + sy * sr], -1),
-            np.stack([sy * cp, sy * sp * sr + cy * cr, sy * sp * cr - cy * sr], -1),
-            np.stack([-sp, cp * sr, cp * cr], -1),
-        ],
-        -2,
-    )
-
-
-def _body_rotation(pitch: np.ndarray, roll: np.ndarray, yaw: np.ndarray) -> np.ndarray:
-    """World-from-body rotation: heading about world up, then lean in the body frame.
-
-    The lean acts on the upright body about its left axis (pitch: + leans back so the
-    chest faces up) and its spine (roll), expressed through the upright frame.
-    """
-    zero = np.zeros_like(pitch)
-    heading = _rotation(zero, zero, yaw)
-    lean = _rotation(roll, pitch, zero)  # in body coordinates: x spine, y left, z chest
-    upright_lean = _UPRIGHT @ lean @ _UPRIGHT.T
-    return heading @ upright_lean
 
 
 class WearableSimulator:
