@@ -29,7 +29,6 @@ from bleak_retry_connector import establish_connection
 
 from services.ble_gateway import packets
 from services.ble_gateway.core import DeviceLink, GatewayCore
-from services.ble_gateway.virtual import IMU_CHAR_UUID
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +43,7 @@ class BleDeviceConfig:
     address: str | None = None
     name: str | None = None
     service_uuid: str | None = None
-    char_uuid: str = IMU_CHAR_UUID
+    char_uuid: str = packets.IMU_CHAR_UUID
     fmt: str = packets.BATCHED
     rate: float = 50.0
 
@@ -77,7 +76,7 @@ def parse_device_spec(spec: str | dict[str, Any]) -> BleDeviceConfig:
         address=spec.get("address"),
         name=spec.get("name"),
         service_uuid=spec.get("service") or spec.get("service_uuid"),
-        char_uuid=str(spec.get("char") or spec.get("char_uuid") or IMU_CHAR_UUID),
+        char_uuid=str(spec.get("char") or spec.get("char_uuid") or packets.IMU_CHAR_UUID),
         fmt=str(spec.get("format") or spec.get("fmt") or packets.BATCHED),
         rate=float(spec.get("rate", 50.0)),
     )

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +28,7 @@ from services.ble_gateway import packets
 logger = logging.getLogger(__name__)
 
 Publish = Callable[[str, bytes, int, bool], Any]
+PublishMany = Callable[[list[tuple[str, bytes]]], None]
 Reject = Callable[[str, str], None]
 
 
@@ -112,8 +114,11 @@ class GatewayCore:
         qos: int = 0,
         status_interval: float = 5.0,
         reject: Reject | None = None,
+        publish_many: PublishMany | None = None,
     ) -> None:
         self.publish = publish
+        self.publish_many = publish_many
+        self._held: list[tuple[str, bytes]] | None = None
         self.root = root
         self.qos = qos
         self.status_interval = status_interval
@@ -152,8 +157,29 @@ class GatewayCore:
         return True
 
     def publish_frame(self, frame: Frame) -> None:
-        """Publish a raw frame on its device's imu topic."""
-        self.publish(self._imu_topics[frame.device], encode_frame(frame), self.qos, False)
+        """Publish a raw frame on its device's imu topic (held while inside :meth:`batch`)."""
+        topic, payload = self._imu_topics[frame.device], encode_frame(frame)
+        if self._held is not None:
+            self._held.append((topic, payload))
+        else:
+            self.publish(topic, payload, self.qos, False)
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Frames published inside leave together at the end: one socket write, not one each.
+
+        Only at QoS 0 and with ``publish_many``; otherwise frames go out one by one.
+        """
+        if self.publish_many is None or self.qos or self._held is not None:
+            yield
+            return
+        self._held = []
+        try:
+            yield
+        finally:
+            held, self._held = self._held, None
+            if held:
+                self.publish_many(held)
 
     def publish_samples(
         self, link: DeviceLink, samples: np.ndarray, received_at: float, device_time: float | None

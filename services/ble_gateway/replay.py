@@ -8,6 +8,15 @@ grouped into devices (the ``device`` column, else ``replay-s<session>``), each
 device's recordings play back to back. Units: the recorder writes default
 units (g, deg/s, uT); the seed-fitness layout (acc in 0.1 g, mag in 10 uT) is
 detected from the accelerometer magnitude or forced with ``--units``.
+
+Replayed devices notify like simulated ones: a frame holds whole
+notifications of one notification interval each (``packet_interval``, by
+default the sim's 13 samples / 50 Hz = 0.26 s; 13 samples of a 50 Hz
+recording, one of a 2 Hz one, never more than a full packet) and is published
+once its last sample is due. At ``--speed 1`` that is one notification per
+frame; faster replays put every notification due at a pacing tick into one
+frame, so a device never publishes more than one frame per tick. A
+recording's last, partial notification is published when it ends.
 """
 
 from __future__ import annotations
@@ -134,6 +143,18 @@ def _session_id(session: object) -> str:
         return "replay-" + "".join(c if c.isalnum() or c in "_-" else "_" for c in str(session))
 
 
+def frame_end(times: np.ndarray, start: int, elapsed: float, packet: int) -> int:
+    """End (exclusive) of the frame that starts at sample ``start``, ``elapsed`` s into a track.
+
+    The frame holds the whole notifications of ``packet`` samples that are due
+    (their last sample's time has passed; all the rest once the track has
+    ended), at most :data:`MAX_FRAME_SAMPLES`. ``start`` when nothing is due.
+    """
+    due = int(np.searchsorted(times, elapsed, side="right"))
+    end = len(times) if due >= len(times) else start + (due - start) // packet * packet
+    return min(end, start + max(packet, MAX_FRAME_SAMPLES // packet * packet))
+
+
 class ReplaySource:
     """Plays tracks into the gateway core, paced by the recording's times / speed."""
 
@@ -146,9 +167,13 @@ class ReplaySource:
         tick: float = 0.1,
         loop: bool = False,
         truth: bool = True,
+        packet_interval: float = 13 / 50.0,
+        packet_max: int = 13,
     ) -> None:
         self.core, self.tracks, self.speed = core, tracks, speed
         self.tick, self.loop, self.truth = tick, loop, truth
+        # Samples per notification of each track: one notification interval, at most a packet.
+        self.packets = [max(1, min(packet_max, round(packet_interval * t.rate))) for t in tracks]
         self.finished = asyncio.Event()
         for track in tracks:
             core.add(DeviceLink(track.device, source="replay", rate=track.rate))
@@ -176,8 +201,7 @@ class ReplaySource:
             for i in list(cursors):
                 track = self.tracks[i]
                 a = cursors[i]
-                b = int(np.searchsorted(track.times, elapsed, side="right"))
-                b = min(b, a + MAX_FRAME_SAMPLES)
+                b = frame_end(track.times, a, elapsed, self.packets[i])
                 if b > a:
                     self._emit(i, track, a, b, now, device_start, last_label)
                     cursors[i] = b

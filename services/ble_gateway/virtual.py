@@ -4,10 +4,12 @@
 backend interfaces (``BaseBleakScanner``/``BaseBleakClient``) and are plugged in
 with ``BleakScanner(backend=..., air=air)`` / ``BleakClient(..., backend=..., air=air)``,
 so the gateway's real bleak code path (scan, connect, start_notify, disconnect
-callback, reconnect) runs unchanged. A :class:`VirtualAir` holds the
-:class:`VirtualPeripheral` s that advertise; each peripheral notifies real
-encoded packets from the wearable simulator and can be told to drop the link,
-stop advertising, go silent or send arbitrary bytes.
+callback, reconnect) runs unchanged. They talk to the
+:class:`~services.ble_gateway.peripheral.VirtualPeripheral` s of a
+:class:`~services.ble_gateway.peripheral.VirtualAir` (re-exported here, with the
+firmware's UUIDs), which notify real encoded packets from the wearable
+simulator and can be told to drop the link, stop advertising, go silent or
+send arbitrary bytes.
 """
 
 from __future__ import annotations
@@ -21,149 +23,23 @@ from typing import Any
 from bleak.backends.characteristic import BleakGATTCharacteristic
 from bleak.backends.client import BaseBleakClient, NotifyCallback
 from bleak.backends.device import BLEDevice
-from bleak.backends.scanner import AdvertisementData, BaseBleakScanner
+from bleak.backends.scanner import BaseBleakScanner
 from bleak.backends.service import BleakGATTService, BleakGATTServiceCollection
 from bleak.exc import BleakDeviceNotFoundError, BleakError
 
-from imu_har.simulation import WearableSimulator
-from services.ble_gateway import packets
+from services.ble_gateway.packets import IMU_CHAR_UUID, SERVICE_UUID
+from services.ble_gateway.peripheral import VirtualAir, VirtualPeripheral
+
+__all__ = [
+    "IMU_CHAR_UUID",
+    "SERVICE_UUID",
+    "VirtualAir",
+    "VirtualBleakClient",
+    "VirtualBleakScanner",
+    "VirtualPeripheral",
+]
 
 logger = logging.getLogger(__name__)
-
-# The UUIDs of our firmware (firmware/README.md).
-SERVICE_UUID = "5a4e0001-6a3c-4b7e-9c1d-2f8e7a4b0001"
-IMU_CHAR_UUID = "5a4e0002-6a3c-4b7e-9c1d-2f8e7a4b0001"
-
-
-class VirtualPeripheral:
-    """A simulated wearable: advertises, accepts one connection, notifies packets."""
-
-    def __init__(
-        self,
-        address: str,
-        name: str,
-        *,
-        fmt: str = packets.BATCHED,
-        label: str = "Squat",
-        rate: float = 50.0,
-        mtu: int = 247,
-        rssi: int = -60,
-        seed: int = 0,
-        service_uuid: str = SERVICE_UUID,
-        char_uuid: str = IMU_CHAR_UUID,
-        start_seq: int = 0,
-    ) -> None:
-        self.address, self.name, self.fmt, self.label = address, name, fmt, label
-        self.rate, self.mtu, self.rssi = rate, mtu, rssi
-        self.service_uuid, self.char_uuid = service_uuid, char_uuid
-        self.advertising = True
-        self.silent = False
-        self.leak_subscribers = False  # emulate a stack that keeps old callbacks alive
-        self.sim = WearableSimulator(rate=rate, seed=seed)
-        self.seq = start_seq
-        self.sent = 0
-        self.connections = 0
-        self._subscribers: list[NotifyCallback] = []
-        self._client: VirtualBleakClient | None = None
-        self._task: asyncio.Task[None] | None = None
-
-    @property
-    def connected(self) -> bool:
-        """Whether a central is connected."""
-        return self._client is not None
-
-    def advertisement(self) -> AdvertisementData:
-        """What a scan sees."""
-        return AdvertisementData(self.name, {}, {}, [self.service_uuid], None, self.rssi, ())
-
-    def attach(self, client: VirtualBleakClient) -> None:
-        """A central connected."""
-        if self._client is not None:
-            raise BleakError(f"{self.address} is already connected")
-        self._client = client
-        self.connections += 1
-        if not self.leak_subscribers:
-            self._subscribers.clear()
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._stream())
-
-    def detach(self) -> None:
-        """The link is gone (either side)."""
-        self._client = None
-        if not self.leak_subscribers:
-            self._subscribers.clear()
-
-    def subscribe(self, callback: NotifyCallback) -> None:
-        """The central enabled notifications."""
-        self._subscribers.append(callback)
-
-    def unsubscribe(self, callback: NotifyCallback | None = None) -> None:
-        """The central disabled notifications."""
-        if callback is None:
-            self._subscribers.clear()
-        elif callback in self._subscribers:
-            self._subscribers.remove(callback)
-
-    def drop(self) -> None:
-        """The peripheral loses the link (out of range, battery): the central gets a callback."""
-        client = self._client
-        self.detach()
-        if client is not None:
-            client.lost()
-
-    def notify(self, data: bytes) -> None:
-        """Send one notification to every subscriber (also arbitrary bytes, for tests)."""
-        for callback in list(self._subscribers):
-            callback(bytearray(data))
-
-    def next_packet(self) -> bytes:
-        """The next real packet of the simulated wearable."""
-        if self.fmt == packets.LEGACY:
-            samples, _ = self.sim.next_samples(self.label, 1)
-            return packets.encode_legacy(samples[0])
-        n = packets.samples_per_packet(self.mtu)
-        time_ms = round(self.sim.time * 1000)
-        samples, _ = self.sim.next_samples(self.label, n)
-        data = packets.encode_batched(samples, self.seq, time_ms, self.rate)
-        self.seq = (self.seq + 1) & 0xFFFF
-        return data
-
-    async def _stream(self) -> None:
-        n = 1 if self.fmt == packets.LEGACY else packets.samples_per_packet(self.mtu)
-        while self._client is not None:
-            await asyncio.sleep(n / self.rate)
-            if self._client is not None and self._subscribers and not self.silent:
-                self.notify(self.next_packet())
-                self.sent += 1
-
-    def close(self) -> None:
-        """Stop streaming."""
-        self.drop()
-        if self._task is not None:
-            self._task.cancel()
-
-
-class VirtualAir:
-    """The radio environment: which virtual peripherals exist."""
-
-    def __init__(self, peripherals: list[VirtualPeripheral] | None = None) -> None:
-        self.peripherals: dict[str, VirtualPeripheral] = {}
-        for p in peripherals or []:
-            self.add(p)
-
-    def add(self, peripheral: VirtualPeripheral) -> VirtualPeripheral:
-        """Put a peripheral on the air."""
-        self.peripherals[peripheral.address.upper()] = peripheral
-        return peripheral
-
-    def find(self, address: str) -> VirtualPeripheral | None:
-        """The peripheral with this address, if it exists."""
-        return self.peripherals.get(address.upper())
-
-    def close(self) -> None:
-        """Stop every peripheral."""
-        for p in self.peripherals.values():
-            p.close()
 
 
 class VirtualBleakScanner(BaseBleakScanner):

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from bleak import BleakClient, BleakScanner
 
+from imu_har.codec import decode_frame
 from services.ble_gateway import packets
 from services.ble_gateway.ble import BleDeviceConfig, BleSource, parse_device_spec
 from services.ble_gateway.core import GatewayCore
@@ -159,6 +160,10 @@ def test_bad_notifications_silence_and_missing_device(caplog: pytest.LogCaptureF
     _run(source, body)
     assert links["ghost"].state == "disconnected" and links["ghost"].frames == 0
     assert links["good"].decode_errors == 0
+    # One frame per notification, holding that notification's 13 samples (MTU 247).
+    good_frames = [decode_frame(p) for t, p, _q, _r in sent if t == "har/good/imu"]
+    assert len(good_frames) == links["good"].frames == good.sent
+    assert {len(f.samples) for f in good_frames} == {13}
     assert "F0:00:00:00:00:99 not found" in caplog.text
     assert "no data" in caplog.text
     ghost = [p for t, p, _q, retained in sent if t == "har/ghost/status" and retained]

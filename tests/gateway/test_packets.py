@@ -99,3 +99,36 @@ def test_core_publishes_frames_counts_gaps_and_bad_packets() -> None:
     core.publish_statuses(0.0, force=True)
     status = json.loads([p for t, p, _q, _r in sent if t == "har/wrist-1/status"][-1])
     assert status["lost_packets"] == 2 and status["decode_errors"] == 1 and status["frames"] == 3
+
+
+def test_core_batch_sends_frames_in_one_publish_many_call() -> None:
+    single: list[tuple[str, bytes, int, bool]] = []
+    batches: list[list[tuple[str, bytes]]] = []
+    core = GatewayCore(lambda *m: single.append(m), publish_many=batches.append)
+    core.add(DeviceLink("wrist-1", rate=50.0))
+    core.add(DeviceLink("wrist-2", rate=50.0))
+    samples = np.zeros((13, 9), np.float32)
+    with core.batch():
+        for seq in range(3):
+            for device in ("wrist-1", "wrist-2"):
+                data = packets.encode_batched(samples, seq, 260 * seq, 50.0)
+                assert core.on_packet(device, data, 1_700_000_000.0 + seq)
+        assert batches == []  # held until the batch ends
+    assert len(batches) == 1
+    assert [t for t, _p in batches[0]] == ["har/wrist-1/imu", "har/wrist-2/imu"] * 3
+    assert [decode_frame(p).seq for _t, p in batches[0]] == [0, 0, 1, 1, 2, 2]
+    assert all(t.endswith("/status") for t, *_ in single)  # statuses are not held
+    core.on_packet("wrist-1", packets.encode_batched(samples, 3, 780, 50.0), 1_700_000_003.0)
+    assert single[-1][0] == "har/wrist-1/imu" and len(batches) == 1  # outside: one by one
+
+
+def test_core_batch_is_off_at_qos_1() -> None:
+    single: list[tuple[str, bytes, int, bool]] = []
+    batches: list[list[tuple[str, bytes]]] = []
+    core = GatewayCore(lambda *m: single.append(m), qos=1, publish_many=batches.append)
+    core.add(DeviceLink("wrist-1", rate=50.0))
+    with core.batch():
+        core.on_packet(
+            "wrist-1", packets.encode_batched(np.zeros((13, 9), np.float32), 0, 0, 50.0), 1.0
+        )
+    assert batches == [] and [m[2] for m in single if m[0].endswith("/imu")] == [1]

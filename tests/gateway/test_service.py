@@ -44,7 +44,6 @@ def test_sim_devices_reach_the_windower(broker, run_service, mqtt_client):  # ty
         source="sim",
         devices=3,
         schedule="Squat:1,rest:0.6,Jumping:5",
-        tick=0.1,
     )
     wanted = {"sim-001", "sim-002", "sim-003"}
 
@@ -59,9 +58,13 @@ def test_sim_devices_reach_the_windower(broker, run_service, mqtt_client):  # ty
     assert all(w.samples.shape == (20, 9) for w in got)
     sent = [decode_frame(bytes(m.payload)) for m in frames.messages]
     for device in wanted:
-        seqs = [f.seq for f in sent if f.device == device]
-        assert seqs == list(range(len(seqs)))  # per-device frame seq, nothing lost
+        mine = [f for f in sent if f.device == device]
+        assert [f.seq for f in mine] == list(range(len(mine)))  # per-device frame seq, nothing lost
+        steps = np.diff([f.device_time or 0.0 for f in mine])
+        np.testing.assert_allclose(steps, 0.26, atol=1e-9)  # back to back on the device clock
     assert all(f.device_time is not None and f.rate == 50.0 for f in sent)
+    # Each frame is one full BLE notification: 13 samples at the default MTU 247.
+    assert {len(f.samples) for f in sent} == {13}
     labels = [GroundTruth.from_payload(bytes(m.payload)) for m in truth.messages]
     sim1 = [t.label for t in labels if t.device == "sim-001"]
     assert sim1[0] == "Squat" and "rest" in sim1 and "Jumping" in sim1
@@ -108,10 +111,14 @@ def test_replay_reaches_the_windower(broker, run_service, mqtt_client, tmp_path)
     frames.wait_for(predicate=all_samples)
     running.stop()
     counts: Counter[str] = Counter()
+    sizes: dict[str, list[int]] = {}
     for m in frames.messages:
         frame = decode_frame(bytes(m.payload))
         counts[frame.device] += len(frame.samples)
+        sizes.setdefault(frame.device, []).append(len(frame.samples))
     assert counts == {"replay-s00": 75 * 2, "bench-b": 75 * 2}  # every sample, once
+    for device_sizes in sizes.values():  # whole 13-sample notifications; the last one partial
+        assert all(n % 13 == 0 for n in device_sizes[:-1]) and device_sizes[-1] % 13 == 150 % 13
     labels = [
         (t.device, t.label)
         for t in map(GroundTruth.from_payload, (bytes(m.payload) for m in truth.messages))
