@@ -2,8 +2,11 @@
 
 Subscribes with QoS 1 on a persistent MQTT v5 session (fixed client id,
 ``clean_start=False``, session expiry) and acknowledges each message only after
-it is fsynced to a segment (see :mod:`services.recorder.core`), so neither a
-``kill -9`` nor a broker restart loses a frame published with QoS 1.
+it is fsynced to a segment (see :mod:`services.recorder.store`), so neither a
+``kill -9`` nor a broker restart loses a frame published with QoS 1. Raw frames
+are subscribed per device, only while it is recorded
+(:mod:`services.recorder.subscriptions`); a start is answered once that
+subscription is granted (:mod:`services.recorder.starts`).
 """
 
 from __future__ import annotations
@@ -26,11 +29,12 @@ from imu_har.commands import (
     validate_name,
 )
 from imu_har.errors import PayloadError
-from imu_har.logs import configure_logging
-from imu_har.messages import RecorderStatus
+from imu_har.messages import MAX_JSON_BYTES, RecorderStatus
 from imu_har.runtime import Inbound, ServiceRuntime
-from imu_har.settings import MqttSettings, load_settings
+from imu_har.settings import MqttSettings, service_settings
 from services.recorder.core import CommandError, Recorder, RecorderConfig
+from services.recorder.starts import StartGate
+from services.recorder.subscriptions import EVENT_TOPIC, ImuSubscriptions
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +47,12 @@ class RecorderSettings(MqttSettings):
     devices: list[str] = Field(default=[], description="Allowed devices (empty: any seen)")
     require_known_device: bool = Field(
         default=True, description="Refuse to record a device never seen on the broker"
+    )
+    unknown_device_wait: float = Field(
+        default=3.0,
+        ge=0,
+        le=60,
+        description="Wait this long for a frame of a device not seen yet before refusing (s)",
     )
     max_session_seconds: float = Field(
         default=4 * 3600.0, gt=0, le=7 * 86400, description="Close a session left open after (s)"
@@ -104,25 +114,29 @@ class RecorderService:
         self._status_topic = topics.RECORDER_STATUS.format(self.root)
         self._last_status = 0.0
         self._last_error: str | None = None
+        self.imu = ImuSubscriptions(runtime, self.root)
+        self.imu.sync(set(self.core.by_device))  # recovered sessions: subscribed on connect
+        self.starts = StartGate(self.core, self.imu, self._reply, settings.unknown_device_wait)
 
     def subscriptions(self) -> list[tuple[str, int]]:
-        subs = [
-            (self._cmd_topic, 1),
-            (topics.IMU.subscription(self.root), 1),
-            (topics.DEVICE_STATUS.subscription(self.root), 1),
-        ]
+        """Commands, device status, predictions, and the frames of every open session."""
+        subs = [(self._cmd_topic, 1), (topics.DEVICE_STATUS.subscription(self.root), 0)]
         if self.settings.record_predictions:
             subs.append((topics.PREDICTION.subscription(self.root), 1))
-        return subs
+        return subs + self.imu.connect_topics()
 
     def handle_batch(self, messages: list[Inbound]) -> None:
         for message in messages:
+            if message.topic == EVENT_TOPIC:  # a SUBACK/UNSUBACK, from paho's thread
+                self.starts.event(message.payload)
+                continue
             try:
                 self._dispatch(message)
             except PayloadError as exc:
                 self.runtime.reject(exc.reason, f"{message.topic}: {exc.args[0]}")
             self.core.defer_ack(message.ack)
         self.core.commit()
+        self.starts.poll()
         self._check_error()
 
     def _dispatch(self, message: Inbound) -> None:
@@ -131,7 +145,10 @@ class RecorderService:
             return
         values = topics.IMU.parse(message.topic, self.root)
         if values is not None:
-            self.core.frame(values["device"], message.payload, message.qos, message.received_at)
+            device = values["device"]
+            result = self.core.frame(device, message.payload, message.qos, message.received_at)
+            if result == "unrecorded" and not self.starts.evidence(device):
+                self.imu.stray(device)  # in flight after a stop, or a leftover subscription
             return
         values = topics.PREDICTION.parse(message.topic, self.root)
         if values is not None:
@@ -144,8 +161,16 @@ class RecorderService:
         if level.lower() in topics.RESERVED_NAMES:
             return  # our own har/recorder/status and friends
         values = topics.DEVICE_STATUS.parse(message.topic, self.root)
-        if values is not None and message.payload:
-            self.core.note_device(values["device"], message.received_at)
+        if values is None:
+            return
+        device = values["device"]
+        if not message.payload:  # retained status cleared: the device is gone
+            self.core.forget_device(device)
+            return
+        if _status_device(message.payload) != device:
+            raise PayloadError("bad_status", f"{message.topic}: not a status of {device!r}")
+        self.core.note_device(device, message.received_at)
+        self.starts.evidence(device)
 
     def _command(self, message: Inbound) -> None:
         action = ""
@@ -154,23 +179,30 @@ class RecorderService:
             action = command.action
             now = time.time()
             if isinstance(command, StartRecording):
-                data = self.core.start(command, now)
-            elif isinstance(command, RecorderQuery):
+                self.starts.begin(message, command, now)  # replies once subscribed
+                return
+            if isinstance(command, RecorderQuery):
                 data = self.core.status(now) if action == "status" else self.core.list_sessions()
             else:
                 data = self.core.stop(command, now)
             reply = RecorderReply(ok=True, action=action, data=data)
-            self._publish_status(force=True)
         except PayloadError as exc:
             self.runtime.reject(exc.reason, f"command: {exc.args[0]}")
             reply = RecorderReply(ok=False, action=_guess_action(message.payload), error=str(exc))
         except CommandError as exc:
             self.runtime.counters.inc("command_errors")
             reply = RecorderReply(ok=False, action=action, error=str(exc))
-        self.runtime.reply(message, reply.to_payload(), self._reply_topic)
+        self._reply(message, reply)
+
+    def _reply(self, request: Inbound, reply: RecorderReply) -> None:
+        """Answer a command; a started or stopped session shows in the retained status at once."""
+        if reply.action in ("start", "stop"):
+            self._publish_status(force=True)
+        self.runtime.reply(request, reply.to_payload(), self._reply_topic)
 
     def tick(self, now: float) -> None:
         self.core.tick(now)
+        self.starts.poll()
         self._check_error()
         self._publish_status()
 
@@ -196,12 +228,24 @@ class RecorderService:
             "rows": {s["session"]: s["rows"] for s in status["recording"]},
             "error": status["error"],
             "data_dir": status["data_dir"],
+            "imu_subscriptions": sorted(self.imu.devices),
         }
 
     def close(self) -> None:
         """Commit and acknowledge what is buffered; open sessions resume on the next start."""
         self.core.close()
         self._publish_status(force=True, state="offline")
+
+
+def _status_device(payload: bytes) -> object:
+    """The ``device`` field of a device status (``DeviceStatus``; other fields may evolve)."""
+    if len(payload) > MAX_JSON_BYTES:
+        return None
+    try:
+        status = json.loads(payload)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None
+    return status.get("device") if isinstance(status, dict) else None
 
 
 def _guess_action(payload: bytes) -> str:
@@ -232,12 +276,8 @@ def make_runtime(settings: RecorderSettings) -> ServiceRuntime:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``har recorder``."""
-    settings = load_settings(
-        RecorderSettings,
-        argv,
-        prog="har recorder",
-        description="Record labelled sessions and predictions to Parquet.",
+    settings = service_settings(
+        RecorderSettings, "recorder", "Record labelled sessions and predictions to Parquet.", argv
     )
-    configure_logging(settings.log_level, "recorder")
     runtime = make_runtime(settings)
     return runtime.run(RecorderService(settings, runtime))

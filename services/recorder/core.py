@@ -1,12 +1,10 @@
-"""The recorder's core: sessions, group commit, acknowledgements, recovery. No MQTT.
+"""The recorder's core: frames, predictions, start/stop commands, time limits. No MQTT.
 
 The shell feeds it messages (:meth:`Recorder.frame`, :meth:`Recorder.prediction`,
 :meth:`Recorder.start`, :meth:`Recorder.stop`), defers each message's
 acknowledgement with :meth:`Recorder.defer_ack` and calls :meth:`Recorder.commit`
-once per batch: every dirty segment is written and fsynced, and only then are
-the batch's messages acknowledged, in order. When the disk fails nothing is
-acknowledged; the buffers are kept and retried on :meth:`Recorder.tick`, so the
-broker redelivers whatever a crash in between would lose.
+once per batch; the durable side (segments, group commit, recovery,
+compaction) is :class:`services.recorder.store.SessionStore`.
 """
 
 from __future__ import annotations
@@ -14,12 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
-import time
-from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from imu_har.codec import decode_frame
@@ -27,10 +19,10 @@ from imu_har.commands import StartRecording, StopRecording
 from imu_har.errors import PayloadError
 from imu_har.messages import Prediction
 from services.recorder import storage
-from services.recorder.predictions import PredictionLog
-from services.recorder.segments import WriteFn
-from services.recorder.sessions import Session, recover
+from services.recorder.sessions import Session
+from services.recorder.store import RecorderConfig, SessionStore
 
+__all__ = ["CommandError", "Recorder", "RecorderConfig"]
 logger = logging.getLogger(__name__)
 
 MAX_TIME = 1e11  # year ~5138: beyond it a time cannot be a date partition
@@ -40,94 +32,34 @@ class CommandError(Exception):
     """A command that cannot be carried out; its text goes into the error reply."""
 
 
-@dataclass
-class RecorderConfig:
-    """What the core needs from the settings."""
-
-    data_dir: Path
-    labels: tuple[str, ...] = ()  # empty: any valid label
-    devices: tuple[str, ...] = ()  # empty: any device seen on the broker
-    require_known_device: bool = True
-    max_session_seconds: float = 4 * 3600.0
-    rotate_rows: int = 1_000_000
-    predictions_rotate_rows: int = 50_000
-    predictions_rotate_seconds: float = 600.0
-    fsync: bool = True
-    write: WriteFn = os.write
-    retry_seconds: float = 1.0
-    max_pending_bytes: int = 64 * 1024 * 1024
-    list_limit: int = 200
-
-
-class Recorder:
+class Recorder(SessionStore):
     """All sessions of one data directory plus the prediction log."""
 
     def __init__(self, config: RecorderConfig) -> None:
-        self.config = config
-        self.data_dir = config.data_dir
-        self.sessions: dict[str, Session] = {}  # open or stopping, by id
-        self.by_device: dict[str, Session] = {}  # open (not stopped) by device
+        super().__init__(config)
         self.known_devices: dict[str, float] = {}
-        self.predictions = PredictionLog(
-            self.data_dir,
-            fsync=config.fsync,
-            write=config.write,
-            rotate_rows=config.predictions_rotate_rows,
-            rotate_seconds=config.predictions_rotate_seconds,
-        )
-        self.counts: Counter[str] = Counter()
-        self.error: str | None = None
-        self.ready = False
-        self._acks: list[Callable[[], None]] = []
-        self._pending_bytes = 0
-        self._last_attempt = 0.0
 
-    # -- startup and recovery -------------------------------------------------------
-    def open(self) -> bool:
-        """Create the layout and recover unfinished segments; False (error set) if it fails."""
-        self._last_attempt = time.monotonic()
-        try:
-            storage.ensure_dir(self.data_dir / storage.SEGMENTS)
-            storage.clean_temporaries(self.data_dir)
-            self._recover_sessions()
-            self.predictions.recover()
-        except (OSError, ValueError) as exc:
-            self._fail(f"data directory {self.data_dir} unusable: {exc}")
-            return False
-        self.ready = True
-        self.error = None
-        return True
-
-    def _recover_sessions(self) -> None:
-        groups: dict[str, list[Path]] = {}
-        for path in (self.data_dir / storage.SEGMENTS).glob("session-*.seg"):
-            session_id = path.stem.removeprefix("session-").rsplit("-", 1)[0]
-            groups.setdefault(session_id, []).append(path)
-        for session_id, paths in sorted(groups.items()):
-            if session_id in self.sessions:
-                continue
-            try:
-                session = recover(self.data_dir, paths)
-            except ValueError as exc:  # created just before a crash, never confirmed
-                logger.warning("dropping unusable segment of %s: %s", session_id, exc)
-                continue
-            session.open(self.config.fsync, self.config.write)
-            self.sessions[session.id] = session
-            self.counts["recovered_sessions"] += 1
-            if session.stopped is None:
-                self.by_device[session.device] = session
-                logger.info("resuming session %s of %s", session.id, session.device)
-            else:
-                self._finalize(session)
-
-    # -- data ---------------------------------------------------------------------------
+    # -- devices ------------------------------------------------------------------------
     def note_device(self, device: str, now: float) -> None:
-        """Remember a device seen on the broker (raw frames or its status)."""
+        """Remember a device seen on the broker (its status or its predictions)."""
         self.known_devices[device] = now
 
+    def forget_device(self, device: str) -> None:
+        """A device whose retained status was cleared is no longer known."""
+        self.known_devices.pop(device, None)
+
+    def is_known(self, device: str) -> bool:
+        """Whether ``device`` may be recorded without first seeing it on the broker."""
+        config = self.config
+        if device in self.by_device:
+            return True
+        if config.devices:
+            return device in config.devices
+        return not config.require_known_device or device in self.known_devices
+
+    # -- data ---------------------------------------------------------------------------
     def frame(self, device: str, payload: bytes, qos: int = 1, now: float = 0.0) -> str:
         """Record a raw frame of ``device`` if it has an open session; say what happened."""
-        self.note_device(device, now or time.time())
         session = self.by_device.get(device)
         if session is None:
             self.counts["unrecorded_frames"] += 1
@@ -151,6 +83,7 @@ class Recorder:
         for value in (prediction.window_start, prediction.window_end):
             if not (math.isfinite(value) and 0 <= value < MAX_TIME):
                 raise PayloadError("bad_time", f"prediction time {value!r} is out of range")
+        self.note_device(prediction.device, received_at)
         if self._overloaded(qos):
             return "dropped"
         if not self.predictions.add(prediction, payload, received_at):
@@ -167,44 +100,23 @@ class Recorder:
             return True
         return False
 
-    def defer_ack(self, ack: Callable[[], None]) -> None:
-        """Acknowledge a handled message after the next successful commit."""
-        self._acks.append(ack)
-
-    def commit(self) -> bool:
-        """Group commit: write + fsync every dirty segment, then acknowledge; False on error."""
-        self._last_attempt = time.monotonic()
-        if not self.ready:
-            return False
-        try:
-            for session in list(self.sessions.values()):
-                if session.writer is not None:
-                    session.writer.commit()
-            self.predictions.commit()
-        except OSError as exc:
-            self._fail(f"cannot write to {self.data_dir}: {exc}")
-            return False
-        self.counts["commits"] += 1
-        acks, self._acks = self._acks, []
-        for ack in acks:
-            ack()
-        self._pending_bytes = 0
-        if self.error:
-            logger.info("writing works again; recording resumes")
-        self.error = None
-        return True
-
-    def _fail(self, text: str) -> None:
-        if self.error != text:
-            logger.error("%s", text)
-        self.error = text
-        self.counts["write_errors"] += 1
-
     # -- commands -----------------------------------------------------------------------
-    def start(self, command: StartRecording, now: float) -> dict[str, Any]:
-        """Open a session; its header is durable before this returns."""
+    def start(
+        self, command: StartRecording, now: float, request_id: str | None = None
+    ) -> dict[str, Any]:
+        """Open a session; its header is durable before this returns.
+
+        ``request_id`` (the MQTT v5 correlation data, hex) makes a repeated
+        identical command idempotent: a start redelivered by the broker after a
+        crash returns the session it opened instead of "already recording".
+        """
         device = command.device
-        self._check_start(command)
+        request = _request(command, request_id)
+        session = self.by_device.get(device)
+        if request is not None and session is not None and session.meta.get("request") == request:
+            self.counts["starts_repeated"] += 1
+            return session.summary(now) | {"repeated": True}
+        self.check_start(command)
         limit = min(command.max_seconds or math.inf, self.config.max_session_seconds)
         meta: dict[str, Any] = {
             "session": storage.new_session_id(device, now),
@@ -221,6 +133,7 @@ class Recorder:
             "files": [],
             "clock_offset": None,
             "channels": None,
+            "request": request,
         }
         session = Session(self.data_dir, meta)
         try:
@@ -239,14 +152,15 @@ class Recorder:
         logger.info("recording %s as %r: session %s", device, command.label, session.id)
         return session.summary(now)
 
-    def _check_start(self, command: StartRecording) -> None:
+    def check_start(self, command: StartRecording, known: bool = True) -> None:
+        """Raise :class:`CommandError` if ``command`` cannot start (``known``: device rule too)."""
         device, config = command.device, self.config
         if not self.ready or self.error:
             raise CommandError(f"storage unavailable: {self.error}")
         if config.devices and device not in config.devices:
             raise CommandError(f"unknown device {device!r}: not in --devices")
-        if not config.devices and config.require_known_device and device not in self.known_devices:
-            raise CommandError(f"unknown device {device!r}: no frames or status seen from it")
+        if known and not self.is_known(device):
+            raise CommandError(unknown_device(device))
         if config.labels and command.label not in config.labels:
             raise CommandError(f"label {command.label!r} is not one of {list(config.labels)}")
         if device in self.by_device:
@@ -267,83 +181,15 @@ class Recorder:
             session = found
         return self._stop(session, now, reason)
 
-    def _stop(self, session: Session, now: float, reason: str) -> dict[str, Any]:
-        session.mark_stopped(now, reason)
-        del self.by_device[session.device]
-        self.counts[f"stopped_{reason}"] += 1
-        logger.info("session %s of %s stopped (%s)", session.id, session.device, reason)
-        result = session.summary(now) | {"stop_reason": reason}
-        if self.commit():
-            result |= self._finalize(session)
-        else:
-            result |= {"finalized": False, "error": self.error}
-        return result
-
-    def _finalize(self, session: Session) -> dict[str, Any]:
-        """Compact the last part, write the manifest, drop the segment."""
-        try:
-            meta = session.compact()
-            manifest = session.manifest(meta)
-            storage.write_json_atomic(manifest, storage.manifest_path(self.data_dir, session.id))
-            session.close_writer()
-            storage.remove_durably(session.path)
-        except OSError as exc:
-            self._fail(f"cannot finalize session {session.id}: {exc}")
-            return {"finalized": False, "error": self.error}
-        self.sessions.pop(session.id, None)
-        self.counts["sessions_finished"] += 1
-        return {"finalized": True, "rows": manifest["rows"], "files": manifest["files"]}
-
-    def _rotate(self, session: Session) -> None:
-        """Compact a long session's committed segment and continue in the next part."""
-        try:
-            meta = session.compact()
-            successor = Session(self.data_dir, meta, keys=session.keys)
-            successor.open(self.config.fsync, self.config.write)
-            successor.writer.commit()  # type: ignore[union-attr]
-        except OSError as exc:
-            self._fail(f"cannot rotate session {session.id}: {exc}")
-            return
-        session.close_writer()
-        storage.remove_durably(session.path)
-        self.sessions[session.id] = successor
-        if successor.device in self.by_device:
-            self.by_device[successor.device] = successor
-        self.counts["rotations"] += 1
-
     # -- periodic work --------------------------------------------------------------------
     def tick(self, now: float) -> None:
         """Retry after errors, enforce time limits, finalize, rotate."""
-        if not self.ready:
-            if time.monotonic() - self._last_attempt >= self.config.retry_seconds:
-                self.open()
-            return
-        if self.error and time.monotonic() - self._last_attempt >= self.config.retry_seconds:
-            self.commit()
-        if self.error:
+        if not self.storage_usable():
             return
         for session in list(self.by_device.values()):
             if now - float(session.meta["started_at"]) >= float(session.meta["max_seconds"]):
                 self._stop(session, now, "time_limit")
-        for session in list(self.sessions.values()):
-            if session.stopped is not None and not self.error:
-                self._finalize(session)
-            elif self._rotation_due(session):
-                self._rotate(session)
-        if self.predictions.due(now) and not self.predictions.dirty:
-            try:
-                self.predictions.rotate()
-            except OSError as exc:
-                self._fail(f"cannot write predictions: {exc}")
-
-    def _rotation_due(self, session: Session) -> bool:
-        writer = session.writer
-        return (
-            not self.error
-            and session.segment_rows >= self.config.rotate_rows
-            and writer is not None
-            and not writer.dirty
-        )
+        self.maintain(now)
 
     # -- queries ----------------------------------------------------------------------------
     def status(self, now: float) -> dict[str, Any]:
@@ -372,13 +218,17 @@ class Recorder:
             sessions.append({k: manifest.get(k) for k in (*keep, "stop_reason", "files")})
         return {"sessions": sessions, "total": len(paths)}
 
-    def close(self) -> None:
-        """Commit what is buffered, compact the prediction log; open sessions stay resumable."""
-        if self.commit():
-            try:
-                self.predictions.rotate()
-            except OSError as exc:
-                self._fail(f"cannot write predictions: {exc}")
-        for session in self.sessions.values():
-            session.close_writer()
-        self.predictions.close()
+
+def unknown_device(device: str) -> str:
+    """The error text for a device the recorder has not seen."""
+    return (
+        f"unknown device {device!r}: the recorder has seen no status (retained by the "
+        "gateway), prediction or frame of it; is it connected to a gateway?"
+    )
+
+
+def _request(command: StartRecording, request_id: str | None) -> dict[str, Any] | None:
+    """What identifies one start request across redeliveries (None: not identifiable)."""
+    if request_id is None:
+        return None
+    return {"id": request_id, "command": command.model_dump(mode="json")}

@@ -18,6 +18,8 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+import pyarrow as pa
+
 from imu_har.messages import Prediction
 from services.recorder import storage
 from services.recorder.schema import predictions_to_table
@@ -26,6 +28,7 @@ from services.recorder.segments import SegmentWriter, WriteFn, read_segment
 logger = logging.getLogger(__name__)
 
 PREDICTION = b"P"
+COMPACT_CHUNK = 2_000  # predictions decoded at a time when compacting
 _TIME = struct.Struct("<d")
 PredictionKey = tuple[str, int, float, str]
 
@@ -131,19 +134,33 @@ class PredictionLog:
         self.rows = 0
 
     def _compact(self, path: Path) -> None:
-        by_date: dict[str, list[tuple[Prediction, float]]] = defaultdict(list)
+        """Write the segment's predictions as one Parquet part per date, converted in chunks.
+
+        Decoded predictions are turned into Arrow tables every
+        :data:`COMPACT_CHUNK` rows, so memory holds compact columns rather than
+        tens of thousands of pydantic objects.
+        """
+        rows: dict[str, list[tuple[Prediction, float]]] = defaultdict(list)
+        chunks: dict[str, list[pa.Table]] = defaultdict(list)
         seen: set[PredictionKey] = set()
         for kind, payload in read_segment(path, repair=False):
             if kind != PREDICTION:
                 continue
             prediction, received_at = _decode(payload)
-            if _key(prediction) not in seen:
-                seen.add(_key(prediction))
-                by_date[storage.utc_date(prediction.window_end)].append((prediction, received_at))
+            if _key(prediction) in seen:
+                continue
+            seen.add(_key(prediction))
+            date = storage.utc_date(prediction.window_end)
+            pending = rows[date]
+            pending.append((prediction, received_at))
+            if len(pending) >= COMPACT_CHUNK:
+                chunks[date].append(predictions_to_table(pending))
+                pending.clear()
         part = path.stem.removeprefix("predictions-")
-        for date, rows in sorted(by_date.items()):
+        for date in sorted(rows.keys() | chunks.keys()):
+            tables = chunks[date] + ([predictions_to_table(rows[date])] if rows[date] else [])
             final = self.data_dir / storage.PREDICTIONS / f"date={date}" / f"{part}.parquet"
-            storage.write_parquet_atomic(predictions_to_table(rows), final)
+            storage.write_parquet_atomic(pa.concat_tables(tables), final)
             self.parts.append(str(final.relative_to(self.data_dir)))
 
     def close(self) -> None:

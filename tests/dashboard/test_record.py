@@ -7,6 +7,7 @@ import time
 import pytest
 
 from imu_har import topics
+from imu_har.messages import DeviceStatus
 from services.dashboard import recording
 from tests.dashboard import publish as pub
 from tests.dashboard.conftest import app, connection_of, wait_until
@@ -32,9 +33,13 @@ def test_start_and_stop_a_recording_from_the_page(dashboard_settings, recorder, 
         ),
         timeout=30,
     )
-    stream(mqtt_client, "wrist-1", 0, 20)  # the recorder only records devices it has seen
+    # the recorder only records devices it knows: announce it as the gateway does
+    status = DeviceStatus(device="wrist-1", state="streaming", source="sim")
+    status_topic = topics.DEVICE_STATUS.format("har", device="wrist-1")
+    pub.publish(mqtt_client, status_topic, status.to_payload(), retain=True)
+    stream(mqtt_client, "wrist-1", 0, 20)
     wait_until(lambda: conn.store.device("wrist-1") is not None)
-    time.sleep(0.5)  # let the recorder take the frames in before the command
+    time.sleep(0.5)  # let the recorder take the status in before the command
     at.run()
     assert not at.exception
     assert "not online" not in texts(at)

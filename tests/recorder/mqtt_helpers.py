@@ -1,4 +1,4 @@
-"""MQTT helpers for the recorder's broker tests: v5 request/response, frame streams."""
+"""MQTT helpers for the recorder's broker tests: v5 request/response, device status, frames."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from imu_har import topics
+from imu_har.messages import DeviceStatus
 from imu_har.mqtt_tools import Collector
 from tests.recorder.helpers import make_frame
 
@@ -22,24 +24,32 @@ class Requester:
         self.root = root
         self.response_topic = f"test/replies/{uuid.uuid4().hex[:8]}"
         self.replies = Collector(client, self.response_topic)
+        self._taken: set[int] = set()
 
-    def send(self, command: dict[str, Any] | bytes, timeout: float = 10.0) -> dict[str, Any]:
-        """Publish ``command`` and return the reply carrying our correlation data."""
-        correlation = uuid.uuid4().bytes
+    def send(
+        self,
+        command: dict[str, Any] | bytes,
+        timeout: float = 10.0,
+        correlation: bytes | None = None,
+    ) -> dict[str, Any]:
+        """Publish ``command`` and return the reply carrying our (or the given) correlation data."""
+        correlation = correlation or uuid.uuid4().bytes
         props = Properties(PacketTypes.PUBLISH)
         props.ResponseTopic = self.response_topic
         props.CorrelationData = correlation
         payload = command if isinstance(command, bytes) else json.dumps(command).encode()
         self.client.publish(f"{self.root}/recorder/cmd", payload, qos=1, properties=props)
 
-        def mine(messages: list[mqtt.MQTTMessage]) -> bool:
-            return any(_correlation(m) == correlation for m in messages)
+        def new(messages: list[mqtt.MQTTMessage]) -> list[mqtt.MQTTMessage]:
+            return [
+                m for m in messages if _correlation(m) == correlation and id(m) not in self._taken
+            ]
 
-        messages = self.replies.wait_for(timeout=timeout, predicate=mine)
-        for message in messages:
-            if _correlation(message) == correlation:
-                return dict(json.loads(message.payload))
-        raise TimeoutError(f"no reply to {payload[:80]!r}")
+        found = new(self.replies.wait_for(timeout=timeout, predicate=lambda m: bool(new(m))))
+        if not found:
+            raise TimeoutError(f"no reply to {payload[:80]!r}")
+        self._taken.add(id(found[0]))  # a repeated correlation waits for its own reply
+        return dict(json.loads(found[0].payload))
 
 
 def _correlation(message: mqtt.MQTTMessage) -> bytes | None:
@@ -56,3 +66,10 @@ def publish_frames(
     ]
     for info in infos:
         info.wait_for_publish(timeout=30)
+
+
+def announce(client: mqtt.Client, device: str, root: str = "har") -> None:
+    """Publish ``device``'s retained status as the gateway does (QoS 1), so it is known."""
+    status = DeviceStatus(device=device, state="streaming", source="sim")
+    topic = topics.DEVICE_STATUS.format(root, device=device)
+    client.publish(topic, status.to_payload(), qos=1, retain=True).wait_for_publish(timeout=10)

@@ -218,7 +218,7 @@ def test_finalize_retried_on_tick_when_space_returns(tmp_path: Path) -> None:
     [
         ({"labels": ("Squat",)}, {"device": DEV, "label": "Lunge"}, "not one of"),
         ({"devices": ("imu-9",)}, {"device": DEV, "label": "Squat"}, "not in --devices"),
-        ({}, {"device": "never-seen", "label": "Squat"}, "no frames or status"),
+        ({}, {"device": "never-seen", "label": "Squat"}, "seen no status"),
     ],
 )
 def test_start_refusals_write_nothing(
@@ -240,6 +240,33 @@ def test_double_start_and_unknown_stop(tmp_path: Path) -> None:
         core.stop(StopRecording(action="stop", session="nope"), NOW)
     with pytest.raises(CommandError, match="not recording"):
         core.stop(StopRecording(action="stop", device="imu-2"), NOW)
+
+
+def test_redelivered_start_after_crash_returns_its_session(tmp_path: Path) -> None:
+    core = recorder(tmp_path)
+    command = StartRecording(action="start", device=DEV, label="Squat", subject="ann")
+    first = core.start(command, NOW, request_id="c0ffee")
+    del core  # killed before the command was acknowledged: the broker redelivers it
+    again = Recorder(RecorderConfig(data_dir=tmp_path))
+    assert again.open()  # no status seen yet: the resumed session makes the device known
+    repeated = again.start(command, NOW + 5, request_id="c0ffee")
+    assert repeated["session"] == first["session"] and repeated["repeated"]
+    with pytest.raises(CommandError, match="already recording"):
+        again.start(command, NOW + 5, request_id="beef")  # another request
+    with pytest.raises(CommandError, match="already recording"):
+        again.start(command, NOW + 5)  # no correlation data: a repeat cannot be told apart
+    assert [s["session"] for s in again.status(NOW)["recording"]] == [first["session"]]
+
+
+def test_discarded_session_leaves_nothing(tmp_path: Path) -> None:
+    core = recorder(tmp_path)
+    session = start(core)
+    core.frame(DEV, make_frame(DEV, 0)[1])
+    core.discard(session)
+    assert core.status(NOW)["recording"] == [] and core.counts["sessions_discarded"] == 1
+    assert not list((tmp_path / ".segments").iterdir())
+    assert core.commit()
+    assert start(core) != session
 
 
 def test_time_limit_closes_session(tmp_path: Path) -> None:

@@ -85,14 +85,28 @@ def wait_for_rows(requester: Requester, rows: int, timeout: float = 60.0) -> int
     return seen
 
 
-def test_kill_9_mid_stream_loses_nothing(broker: Any, tmp_path: Path) -> None:
-    data_dir = tmp_path / "data"
+@contextlib.contextmanager
+def recorder_running(
+    broker: Any, data_dir: Path, log: Path
+) -> Iterator[tuple[Any, RecorderProcess, Collector, Requester]]:
+    """A recorder process started and watched; killed if a test leaves it running."""
     client = connect(broker.host, broker.port)
-    recorder = RecorderProcess(broker, data_dir, tmp_path / "recorder.log")
+    recorder = RecorderProcess(broker, data_dir, log)
     try:
         watcher = Collector(client, "har/service/recorder/status")
         recorder.start(watcher)
-        requester = Requester(client)
+        yield client, recorder, watcher, Requester(client)
+    finally:
+        if recorder.process and recorder.process.poll() is None:
+            recorder.process.kill()
+        client.loop_stop()
+        client.disconnect()
+
+
+def test_kill_9_mid_stream_loses_nothing(broker: Any, tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    with recorder_running(broker, data_dir, tmp_path / "recorder.log") as running:
+        _client, recorder, watcher, requester = running
         session = requester.send({"action": "start", "device": DEV, "label": "Jumping"})
         assert session["ok"], session
         total = 2400
@@ -107,14 +121,39 @@ def test_kill_9_mid_stream_loses_nothing(broker: Any, tmp_path: Path) -> None:
         stopped = requester.send({"action": "stop", "device": DEV})
         assert stopped["ok"] and stopped["data"]["rows"] == total * 5, stopped
         assert recorder.terminate() == 0
-    finally:
-        if recorder.process and recorder.process.poll() is None:
-            recorder.process.kill()
-        client.loop_stop()
-        client.disconnect()
     frames = [make_frame(DEV, seq)[0] for seq in range(total)]
     assert recorded_rows(read_recordings(data_dir)) == expected_rows(frames)
     assert not list(data_dir.rglob("*.tmp")) and not list((data_dir / ".segments").glob("s*"))
+
+
+def test_kill_9_resumes_the_session_with_the_frames_queued_meanwhile(
+    broker: Any, tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "data"
+    with recorder_running(broker, data_dir, tmp_path / "recorder.log") as running:
+        client, recorder, watcher, requester = running
+        assert requester.send({"action": "start", "device": DEV, "label": "Squat"})["ok"]
+        publish_frames(client, DEV, range(0, 300))
+        assert wait_for_rows(requester, 1500) == 1500
+        recorder.kill()
+        publish_frames(client, DEV, range(200, 600))  # queued by the broker (some again)
+        publish_frames(client, "dur-other", range(0, 300))  # not subscribed: not queued
+        recorder.start(watcher)
+        publish_frames(client, DEV, range(600, 900))
+        assert wait_for_rows(requester, 4500) == 4500, recorder.log.read_text()[-3000:]
+        counts = requester.send({"action": "status"})["data"]["counts"]
+        assert counts["recovered_sessions"] == 1 and "unrecorded_frames" not in counts, counts
+
+        def subscribed(messages: list) -> bool:
+            details = json.loads(messages[-1].payload)["details"] if messages else {}
+            return details.get("imu_subscriptions") == [DEV]
+
+        assert subscribed(watcher.wait_for(timeout=10, predicate=subscribed))
+        stopped = requester.send({"action": "stop", "device": DEV})
+        assert stopped["ok"] and stopped["data"]["rows"] == 4500, stopped
+        assert recorder.terminate() == 0
+    frames = [make_frame(DEV, seq)[0] for seq in range(900)]
+    assert recorded_rows(read_recordings(data_dir)) == expected_rows(frames)
 
 
 def _stream(broker: MosquittoBroker, seqs: range) -> None:

@@ -16,7 +16,7 @@ from imu_har.mqtt_tools import Collector, connect
 from services.recorder.app import RecorderService, RecorderSettings, config_from, make_runtime
 from services.recorder.core import Recorder
 from tests.recorder.helpers import expected_rows, make_frame, read_recordings, recorded_rows
-from tests.recorder.mqtt_helpers import Requester, publish_frames
+from tests.recorder.mqtt_helpers import Requester, announce, publish_frames
 from tests.recorder.test_core import FlakyDisk
 
 pytestmark = pytest.mark.broker
@@ -53,7 +53,8 @@ def test_v5_start_status_list_stop(broker, run_service, mqtt_client, tmp_path: P
     service = serve(run_service, settings_for(broker, tmp_path))
     requester = Requester(mqtt_client)
     retained = Collector(mqtt_client, "har/recorder/status")
-    publish_frames(mqtt_client, DEV, range(0, 1))  # the device shows up: not recorded yet
+    announce(mqtt_client, DEV)  # the gateway's retained status: the device is known
+    publish_frames(mqtt_client, DEV, range(0, 1))  # before the start: not recorded
 
     reply = requester.send({"action": "start", "device": DEV, "label": "Squat", "subject": "bo"})
     assert reply["ok"] and reply["action"] == "start", reply
@@ -130,21 +131,24 @@ def test_hostile_commands_get_errors_and_write_nothing(
 ) -> None:
     service = serve(run_service, settings_for(broker, tmp_path, labels=["Squat", "Lunge"]))
     requester = Requester(mqtt_client)
-    publish_frames(mqtt_client, DEV, range(1))
+    announce(mqtt_client, DEV)
     for command, error in HOSTILE:
         reply = requester.send(command)
         assert reply["ok"] is False, (command, reply)
         assert error.lower() in str(reply["error"]).lower(), (command, reply)
-    mqtt_client.publish(f"har/{DEV}/imu", b"\x01F garbage", qos=1)
     mqtt_client.publish("har/bad..dev/prediction", b"{}", qos=1)
+    mqtt_client.publish("har/bad-status/status", b"[1, 2]", qos=1)
     assert requester.send({"action": "status"})["ok"]  # still serving
     written = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert written == [], written
     counters = service.runtime.counters
     assert counters.get("bad_command") >= 5 and counters.get("too_large") == 1
-    assert counters.get("handler_error") == 0
+    assert counters.get("bad_device") == 1 and counters.get("bad_status") == 1
     reply = requester.send({"action": "start", "device": DEV, "label": "Squat"})
     assert reply["ok"], reply
+    mqtt_client.publish(f"har/{DEV}/imu", b"\x01F garbage", qos=1)  # now subscribed
+    assert requester.send({"action": "status"})["ok"]
+    assert counters.get("truncated") == 1 and counters.get("handler_error") == 0
 
 
 def test_disk_failure_reports_error_then_resumes(
@@ -158,7 +162,7 @@ def test_disk_failure_reports_error_then_resumes(
     serve(run_service, settings, core)
     requester = Requester(mqtt_client)
     retained = Collector(mqtt_client, "har/recorder/status")
-    publish_frames(mqtt_client, DEV, range(1))
+    announce(mqtt_client, DEV)
     assert requester.send({"action": "start", "device": DEV, "label": "Squat"})["ok"]
     publish_frames(mqtt_client, DEV, range(1, 11))
     wait_rows(requester, 50)
