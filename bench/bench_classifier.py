@@ -7,7 +7,13 @@ TensorFlow) serves windows from a separate publisher process:
   window published -> prediction received, from the ``source_time`` the
   publisher stamps into each window and the prediction echoes;
 * saturated: ``--burst`` windows as fast as the publisher can send them;
-  windows/s is predictions received / (last received - first published).
+  windows/s is predictions received / (last received - first published);
+* sustained: ``--sustained-rate`` windows/s (default 20,000) for
+  ``--sustained-seconds``: the rate held, its p99 latency and windows lost.
+
+The publisher writes raw MQTT packets (many per socket write when they are
+due together) and the receiver takes predictions in batches, so that on two
+cores the harness takes little CPU from the classifier.
 
 The baseline is a minimal service that calls Keras ``model.predict`` once per
 window, measured in the same run. RSS is the peak resident memory of the
@@ -36,13 +42,16 @@ import numpy as np
 import psutil
 
 from bench.common import report
+from bench.rawmqtt import RawPublisher, fast_receiver, publish_packet
 from imu_har.broker import MosquittoBroker
 from imu_har.codec import Window, encode_window
+from imu_har.fastrecv import RawPublish
 from imu_har.model_spec import load_spec
 from imu_har.mqtt_tools import Collector, connect
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE_TIME = b'"source_time":'
+BURST_CHUNK = 64  # windows per socket write when publishing flat out
 
 
 def payloads(
@@ -70,40 +79,49 @@ def nodelay(client) -> None:  # type: ignore[no-untyped-def]
 def publisher(
     port: int, shape: tuple[int, int, float], devices: int, count: int, rate: float, ready
 ) -> None:  # type: ignore[no-untyped-def]
-    """Publish ``count`` windows round-robin over ``devices`` at ``rate``/s (0: flat out)."""
-    client = connect("127.0.0.1", port)
-    nodelay(client)
+    """Publish ``count`` windows round-robin over ``devices`` at ``rate``/s (0: flat out).
+
+    Windows that are due together leave in one socket write (at most
+    :data:`BURST_CHUNK`), each stamped with the time it is sent.
+    """
+    client = RawPublisher("127.0.0.1", port)
     items = payloads(shape[0], shape[1], shape[2], devices)
     ready.wait()
     started = time.perf_counter()
-    for i in range(count):
-        topic, buf, offset = items[i % devices]
-        struct.pack_into("<I", buf, offset - 20, i // devices)  # window seq
-        if rate:
-            due = started + i / rate
-            while (delay := due - time.perf_counter()) > 0:
-                time.sleep(min(delay, 0.001))
-        struct.pack_into("<d", buf, offset, time.time())
-        client.publish(topic, bytes(buf))
+    sent = 0
+    while sent < count:
+        due = count if not rate else min(count, int((time.perf_counter() - started) * rate) + 1)
+        if due <= sent:
+            time.sleep(max(0.0, min(started + sent / rate - time.perf_counter(), 0.001)))
+            continue
+        chunk = []
+        now = time.time()
+        for i in range(sent, min(due, sent + BURST_CHUNK)):
+            topic, buf, offset = items[i % devices]
+            struct.pack_into("<I", buf, offset - 20, i // devices)  # window seq
+            struct.pack_into("<d", buf, offset, now)
+            chunk.append(publish_packet(topic, bytes(buf)))
+        client.send(b"".join(chunk))
+        sent += len(chunk)
     time.sleep(0.5)
-    client.disconnect()
+    client.close()
 
 
 class Receiver:
     """Counts predictions and their latency (now - echoed source_time) without JSON parsing."""
 
-    def __init__(self, client) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, host: str, port: int) -> None:
         self.latencies: list[float] = []
         self.first = self.last = 0.0
-        client.message_callback_add("har/+/prediction", self._on)
-        client.subscribe("har/+/prediction", 0)
+        self.client = fast_receiver(host, port, self._on)
+        self.client.subscribe("har/+/prediction", 0)
 
-    def _on(self, _c: object, _u: object, msg) -> None:  # type: ignore[no-untyped-def]
+    def _on(self, batch: list[RawPublish]) -> None:
         now = time.time()
-        payload = msg.payload
-        i = payload.find(SOURCE_TIME) + len(SOURCE_TIME)
-        sent = float(payload[i : payload.index(b",", i)])
-        self.latencies.append(now - sent)
+        for message in batch:
+            payload = message.payload
+            i = payload.find(SOURCE_TIME) + len(SOURCE_TIME)
+            self.latencies.append(now - float(payload[i : payload.index(b",", i)]))
         self.last = now
         if not self.first:
             self.first = now
@@ -215,6 +233,8 @@ def main() -> None:
     parser.add_argument("--steady-rate", type=float, default=1000.0)
     parser.add_argument("--steady-seconds", type=float, default=8.0)
     parser.add_argument("--burst", type=int, default=30000)
+    parser.add_argument("--sustained-rate", type=float, default=20000.0)
+    parser.add_argument("--sustained-seconds", type=float, default=10.0)
     parser.add_argument("--baseline-windows", type=int, default=200)
     parser.add_argument("--batch-wait", type=float, help="classifier --batch-wait (s)")
     parser.add_argument("--no-baseline", action="store_true")
@@ -242,10 +262,20 @@ def main() -> None:
     ) as broker:
         client = connect(broker.host, broker.port)
         nodelay(client)
-        receiver = Receiver(client)
+        receiver = Receiver(broker.host, broker.port)
         light = ["-m", "services.classifier", "--model", str(args.model), "--backend", args.backend]
         if args.batch_wait is not None:
             light += ["--batch-wait", str(args.batch_wait)]
+
+        def phases(run):  # type: ignore[no-untyped-def]
+            """Warm-up, steady, burst, sustained: one row's measurements."""
+            return (
+                run(500, 500.0),
+                run(int(args.steady_rate * args.steady_seconds), args.steady_rate),
+                run(args.burst, 0.0),
+                run(int(args.sustained_rate * args.sustained_seconds), args.sustained_rate),
+            )
+
         for batch in args.batches:
             rows.append(
                 measure(
@@ -254,11 +284,7 @@ def main() -> None:
                     broker,
                     client,
                     receiver,
-                    lambda run: (
-                        run(500, 500.0),  # warm-up
-                        run(int(args.steady_rate * args.steady_seconds), args.steady_rate),
-                        run(args.burst, 0.0),
-                    ),
+                    phases,
                     f"{args.steady_rate:g}/s",
                     shape,
                     args.devices,
@@ -272,11 +298,7 @@ def main() -> None:
                     broker,
                     client,
                     receiver,
-                    lambda run: (
-                        run(500, 500.0),
-                        run(int(args.steady_rate * args.steady_seconds), args.steady_rate),
-                        run(args.burst, 0.0),
-                    ),
+                    phases,
                     f"{args.steady_rate:g}/s",
                     shape,
                     args.devices,
@@ -299,11 +321,12 @@ def main() -> None:
                 )
             )
         client.disconnect()
+        receiver.client.disconnect()
     report("classifier", rows)
 
 
 def measure(name, command, broker, client, receiver, plan, steady_rate, shape, devices, replicas=1):  # type: ignore[no-untyped-def]
-    """Start ``replicas`` services, run ``plan`` (warm-up, steady, burst), stop them; one row."""
+    """Start ``replicas`` services, run ``plan`` (warm-up, steady, burst...), stop them; one row."""
     procs = []
     try:
         for i in range(replicas):
@@ -314,8 +337,8 @@ def measure(name, command, broker, client, receiver, plan, steady_rate, shape, d
         def run(count: int, rate: float) -> dict[str, float]:
             return drive(services, broker, receiver, shape, devices, count, rate)
 
-        _, steady, burst = plan(run)
-        result = row(name, steady, burst, steady_rate)
+        phases = plan(run)
+        result = row(name, phases[1], phases[2], steady_rate, *phases[3:])
     finally:
         for proc in procs:
             stop_service(proc)
@@ -411,14 +434,19 @@ def row(
     steady: dict[str, float],
     burst: dict[str, float],
     steady_rate: str,
+    sustained: dict[str, float] | None = None,
 ) -> dict[str, object]:
     """One table row."""
+    held = sustained or {}
     return {
         "service": name,
         "steady_rate": steady_rate,
         "steady_p50_ms": round(steady["p50_ms"], 2),
         "steady_p99_ms": round(steady["p99_ms"], 2),
         "steady_lost": steady["lost"],
+        "sustained_windows_per_s": round(held.get("windows_per_s", float("nan")), 1),
+        "sustained_p99_ms": round(held.get("p99_ms", float("nan")), 1),
+        "sustained_lost": held.get("lost", "-"),
         "burst_windows_per_s": round(burst["windows_per_s"], 1),
         "burst_p50_ms": round(burst["p50_ms"], 1),
         "burst_p99_ms": round(burst["p99_ms"], 1),

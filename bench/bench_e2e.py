@@ -3,8 +3,8 @@
 For each N, a private Mosquitto and the real services as child processes:
 ``har gateway --source sim --devices N`` (50 Hz, ``--no-truth``: real wearables
 have no ground truth), ``har windower``, ``har classifier --model
-models/default`` and ``har recorder`` (it subscribes to every raw frame and logs
-every prediction even when nothing is being recorded). This process subscribes
+models/default`` and ``har recorder`` (recording nothing: it then receives only
+device statuses, but logs every prediction). This process subscribes
 to every prediction and measures, over ``--seconds`` after a warm-up:
 
 * latency: arrival of the prediction here minus its ``source_time`` (receive
@@ -44,14 +44,16 @@ import paho.mqtt.client as mqtt
 import psutil
 
 from bench.common import report
+from bench.rawmqtt import fast_receiver
 from imu_har.broker import MosquittoBroker
+from imu_har.fastrecv import RawPublish
 from imu_har.model_spec import load_spec
 from imu_har.mqtt_tools import connect
 from services.ble_gateway.packets import samples_per_packet
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = ROOT / "models" / "default"
-RATE, TICK = 50.0, 0.2  # the gateway's default sample rate and pacing tick
+RATE = 50.0  # the gateway's default sample rate
 # Runs ``har <args>`` with TCP_NODELAY on every socket paho opens (Nagle off in the services).
 NODELAY_SHIM = (
     "import socket, sys\n"
@@ -77,20 +79,23 @@ class Watch:
         self.seqs: dict[str, list[int]] = defaultdict(list)
         self.seen: set[str] = set()
         self.status: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        self.client = connect(broker.host, broker.port)
-        self.client.message_callback_add("har/+/prediction", self._prediction)
-        self.client.message_callback_add("har/service/+/status", self._status)
-        self.client.subscribe([("har/+/prediction", 0), ("har/service/+/status", 0)])
+        # predictions arrive in batches (imu_har.fastrecv): the watcher must not eat the CPU
+        self.client = fast_receiver(broker.host, broker.port, self._predictions)
+        self.status_client = connect(broker.host, broker.port)
+        self.status_client.on_message = self._status
+        self.client.subscribe("har/+/prediction", 0)
+        self.status_client.subscribe("har/service/+/status", 0)
 
-    def _prediction(self, _c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
+    def _predictions(self, batch: list[RawPublish]) -> None:
         now = time.time()
-        p = json.loads(msg.payload)
+        parsed = [json.loads(m.payload) for m in batch]
         with self.lock:
-            self.seen.add(p["device"])
-            if self.measuring:
-                self.arrivals.append(now)
-                self.sources.append(p["source_time"])
-                self.seqs[p["device"]].append(p["window_seq"])
+            for p in parsed:
+                self.seen.add(p["device"])
+                if self.measuring:
+                    self.arrivals.append(now)
+                    self.sources.append(p["source_time"])
+                    self.seqs[p["device"]].append(p["window_seq"])
 
     def _status(self, _c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
         s = json.loads(msg.payload)
@@ -118,8 +123,9 @@ class Watch:
             return value(self.status[name][-1]) if self.status[name] else None
 
     def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
+        for client in (self.client, self.status_client):
+            client.disconnect()
+            client.loop_stop()
 
 
 def start(
@@ -146,7 +152,7 @@ def run(
     recorder: bool,
     workdir: Path,
     nodelay: bool,
-    tick: float = TICK,
+    tick: float | None = None,
 ) -> dict:
     spec = load_spec(MODEL)
     window_period = spec.hop / spec.rate
@@ -164,8 +170,7 @@ def run(
                 "--no-truth",
                 "--seed",
                 "1",
-                "--tick",
-                str(tick),
+                *(["--tick", str(tick)] if tick else []),
             ],
         }
         if not recorder:
@@ -229,7 +234,11 @@ def run(
         "devices": devices,
         "nodelay": nodelay,
         "tick": tick,
-        "frames_per_s_offered": devices * math.ceil(tick * RATE / per_packet) / tick,
+        "frames_per_s_offered": (
+            devices * math.ceil(tick * RATE / per_packet) / tick
+            if tick
+            else devices * RATE / per_packet
+        ),
         "frames_per_s_gateway": watch.rate("gateway", t0, t1, frames),
         "frames_per_s_windower": watch.rate("windower", t0, t1, counter("messages_in")),
         "windows_per_s": watch.rate("windower", t0, t1, counter("messages_out")),
@@ -263,7 +272,9 @@ def main() -> None:
         "--nodelay", choices=["off", "on", "both"], default="off",
         help="Nagle off: broker set_tcp_nodelay and TCP_NODELAY on the services' sockets",
     )  # fmt: skip
-    parser.add_argument("--tick", type=float, default=TICK, help="gateway pacing tick (s)")
+    parser.add_argument(
+        "--tick", type=float, help="gateway --tick (s); default: one frame per full notification"
+    )
     parser.add_argument("--logs", type=Path, help="keep the services' logs here")
     args = parser.parse_args()
     print(f"load average before: {os.getloadavg()}", flush=True)

@@ -89,7 +89,7 @@ def test_live_predictions_recording_training_and_reload(tmp_path: Path) -> None:
         running_system(broker, tmp_path) as (observer, system),
     ):
         system.start("classifier", "--model", str(DEFAULT_MODEL))
-        system.start("windower")  # adopts the retained model spec (window 50 at 25 Hz)
+        system.start("windower")  # adopts the retained model spec (window and rate of the model)
         system.start("recorder", "--data-dir", str(data_dir))
         gateway_args = ["--devices", str(len(DEVICES)), "--schedule", SCHEDULE, "--seed", "1"]
         system.start("gateway", *gateway_args)
