@@ -49,10 +49,15 @@ def ago(seconds: float) -> str:
 
 
 def broker_banner(conn: Connection) -> bool:
-    """Show a red banner while the broker is unreachable; True when connected."""
+    """Banner while the broker is unreachable (a note while first connecting); True if connected."""
     link = conn.state()
     if link.connected:
         return True
+    if link.last_error is None:  # the first attempt is still under way: no alarm yet
+        st.info(
+            f"Connecting to the broker at {link.host}:{link.port}…", icon=":material/cloud_sync:"
+        )
+        return False
     reason = f" ({link.last_error})" if link.last_error else ""
     st.error(
         f"**Broker unreachable** at {link.host}:{link.port}{reason} — reconnecting "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 
 import pytest
@@ -20,7 +21,9 @@ PAGES = ("live", "record", "sessions", "model", "system")
 def test_banner_while_broker_restarts_then_reconnects(broker, dashboard_settings):
     at = app("system")
     conn = connection_of(dashboard_settings)
+    at.run()  # the first run may have come before the connection did
     assert "Broker unreachable" not in texts(at)
+    assert metrics(at)["Connection"] == "connected"
     restart = threading.Thread(target=broker.restart, kwargs={"down_seconds": 3.0})
     restart.start()
     try:
@@ -59,9 +62,11 @@ def test_dashboard_started_before_the_broker_connects_when_it_comes(monkeypatch,
     try:
         at = app("live")
         assert not at.exception
+        conn = ui.connection(ui.page_settings())
+        wait_until(lambda: conn.state().last_error is not None)  # the first attempt failed
+        at.run()
         assert "Broker unreachable" in texts(at)
         late.start()
-        conn = ui.connection(ui.page_settings())
         wait_until(conn.subscribed.is_set, timeout=30)
         at.run()
         assert not at.exception
@@ -69,6 +74,30 @@ def test_dashboard_started_before_the_broker_connects_when_it_comes(monkeypatch,
     finally:
         ui._connection.clear()
         late.cleanup()
+
+
+def test_connecting_note_while_the_first_attempt_is_pending(monkeypatch, tmp_path):
+    """A broker that accepts TCP but never answers CONNECT: 'connecting', not an alarm."""
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen()
+    silent.settimeout(10)
+    monkeypatch.setenv("HAR_MQTT_PORT", str(silent.getsockname()[1]))
+    monkeypatch.setenv("HAR_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("HAR_DASHBOARD_SETTINGS", raising=False)
+    try:
+        at = app("live")
+        conn = ui.connection(ui.page_settings())
+        peer, _ = silent.accept()  # paho's TCP connect arrived; it now waits for a CONNACK
+        at.run()
+        assert not at.exception
+        assert conn.state().last_error is None and not conn.state().connected
+        assert "Connecting to the broker" in texts(at)
+        assert "Broker unreachable" not in texts(at)
+        peer.close()
+    finally:
+        ui._connection.clear()
+        silent.close()
 
 
 def test_malformed_messages_are_counted_and_pages_never_error(dashboard_settings, mqtt_client):
