@@ -74,6 +74,12 @@ def test_sim_devices_reach_the_windower(broker, run_service, mqtt_client):  # ty
         last[status.device] = status
     assert {s.source for s in last.values()} == {"sim"}
     assert all(s.frames > 0 and s.lost_packets == 0 and s.decode_errors == 0 for s in last.values())
+
+    def went_offline(msgs):  # type: ignore[no-untyped-def]
+        return ServiceStatus.from_payload(bytes(msgs[-1].payload)).state == "offline"
+
+    # stop() returns once the broker has the offline status; our client may get it later
+    service_status.wait_for(predicate=lambda ms: bool(ms) and went_offline(ms), timeout=10)
     online = [ServiceStatus.from_payload(bytes(m.payload)) for m in service_status.messages]
     details = [s.details for s in online if s.state == "online"][-1]
     assert details["source"] == "sim" and details["devices"] == 3
