@@ -87,6 +87,7 @@ class MosquittoBroker:
             [find_mosquitto(), "-c", str(config)],
             stdout=log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # a terminal's Ctrl-C is for our owner, who stops us last
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

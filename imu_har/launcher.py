@@ -55,6 +55,7 @@ _BROKER_GUARD = (
     "    try: os.kill(int(sys.argv[2]), signal.SIGTERM)\n"
     "    finally: sys.exit(0)\n"
     "signal.signal(signal.SIGTERM, bye)\n"
+    "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"  # Ctrl-C is the launcher's to handle
     "ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)\n"
     "if os.getppid() != int(sys.argv[1]): bye()\n"
     "while True: signal.pause()\n"

@@ -96,7 +96,13 @@ def test_har_up_starts_supervises_restarts_and_stops_cleanly(tmp_path: Path) -> 
     cmd += ["--status-file", str(status_file), "--data-dir", str(tmp_path / "data")]
     cmd += ["--restart-delay", "0.5"]
     proc = subprocess.Popen(
-        cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        cmd,
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # its own process group, as in a terminal
     )
     out = Output(proc)
     family: set[int] = set()
@@ -119,7 +125,7 @@ def test_har_up_starts_supervises_restarts_and_stops_cleanly(tmp_path: Path) -> 
         family |= {p.pid for p in psutil.Process(proc.pid).children(recursive=True)}
         assert len(family) >= len(expected) + 1  # services + broker
     finally:
-        proc.send_signal(signal.SIGINT)
+        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: the whole foreground group gets it
         try:
             code = proc.wait(30)
         except subprocess.TimeoutExpired:
@@ -127,6 +133,8 @@ def test_har_up_starts_supervises_restarts_and_stops_cleanly(tmp_path: Path) -> 
             raise
     assert code == 0
     out.wait_for("up         | stopped", 5)
+    assert out.count("Traceback") == 0, "\n".join(out.lines[-40:])
+    assert out.count("recorder stopped") == 1  # each service shut down by itself
     survivors = [p for p in family if psutil.pid_exists(p) and _alive(p)]
     assert not survivors, f"orphans left behind: {survivors}"
     assert all(s["state"] == "stopped" for s in read_status(status_file).values())
