@@ -8,6 +8,7 @@ after the first), which lets the classifier micro-batch across devices.
 from __future__ import annotations
 
 import queue
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -44,12 +45,19 @@ class Inbox:
         self.batch_wait = batch_wait
         self.limit = limit
         self._queue: queue.SimpleQueue[Inbound] = queue.SimpleQueue()
+        # Waiting is done on this event, never with SimpleQueue.get(timeout=...): in CPython
+        # 3.11 a signal that interrupts that call near its deadline makes it block forever
+        # (it retries with a negative timeout), so a stop signal could hang a service.
+        self._arrived = threading.Event()
+        self._waiting = False  # set() only then: it costs about 0.5 us per call
 
     def put(self, message: Inbound) -> bool:
         """Add a message (any thread); False, and not added, when the inbox is full."""
         if self.limit is not None and self._queue.qsize() >= self.limit:
             return False
         self._queue.put(message)
+        if self._waiting:
+            self._arrived.set()
         return True
 
     def put_many(self, messages: list[Inbound]) -> list[Inbound]:
@@ -58,6 +66,8 @@ class Inbox:
         put = self._queue.put
         for message in messages[: max(room, 0)]:
             put(message)
+        if self._waiting and room > 0 and messages:
+            self._arrived.set()
         return messages[max(room, 0) :]
 
     def qsize(self) -> int:
@@ -66,23 +76,39 @@ class Inbox:
 
     def next_batch(self, timeout: float) -> list[Inbound]:
         """Up to ``max_batch`` messages; empty if none arrived within ``timeout``."""
-        try:
-            batch = [self._queue.get(timeout=timeout)]
-        except queue.Empty:
+        first = self._get(time.monotonic() + timeout)
+        if first is None:
             return []
+        batch = [first]
         deadline = time.monotonic() + self.batch_wait
+        get_nowait = self._queue.get_nowait
         while len(batch) < self.max_batch:
             try:
-                batch.append(self._queue.get_nowait())
+                batch.append(get_nowait())
             except queue.Empty:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
+                message = self._get(deadline)
+                if message is None:
                     break
-                try:
-                    batch.append(self._queue.get(timeout=remaining))
-                except queue.Empty:
-                    break
+                batch.append(message)
         return batch
+
+    def _get(self, deadline: float) -> Inbound | None:
+        """The next message, or None if none arrives before ``deadline`` (monotonic)."""
+        while True:
+            try:
+                return self._queue.get_nowait()
+            except queue.Empty:
+                pass
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            # Announce the wait before looking again, so that a put() from now on sets the
+            # event (the GIL orders these steps); one before the look is seen by qsize().
+            self._waiting = True
+            self._arrived.clear()
+            if not self._queue.qsize():
+                self._arrived.wait(remaining)
+            self._waiting = False
 
     def drain(self, timeout: float, chunk: int = 1024) -> Iterator[list[Inbound]]:
         """Yield what is queued now, in chunks, until empty or ``timeout`` passes."""

@@ -108,7 +108,7 @@ class Launcher:
         policy = RestartPolicy(args.restart_delay, 2.0, max(args.max_restart_delay, 0.1))
         self.sup = Supervisor([s.name for s in specs], policy)
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
-        self.stop_event = threading.Event()
+        self.stop_requested = False  # set by SIGINT/SIGTERM
         self.broker: MosquittoBroker | None = None
         self.guard: subprocess.Popen[bytes] | None = None
         self.env = dict(os.environ, PYTHONUNBUFFERED="1")
@@ -213,13 +213,13 @@ class Launcher:
 
     def run(self) -> int:
         """Start everything, supervise until a signal, stop everything."""
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: self.stop_event.set())
+        for sig in (signal.SIGINT, signal.SIGTERM):  # a flag, no lock (see ServiceRuntime)
+            signal.signal(sig, lambda *_: setattr(self, "stop_requested", True))
         self.start_broker()
         watcher = StatusWatcher(self.env)
         deadline, warned = time.monotonic() + self.args.startup_timeout, False
         try:
-            while not self.stop_event.is_set():
+            while not self.stop_requested:
                 now = time.time()
                 self.reap(now)
                 for name in self.sup.due(now):
@@ -230,7 +230,7 @@ class Launcher:
                     say("up", f"still not online: {', '.join(self.sup.waiting_for())}")
                 self._keep_broker()
                 self.write_status()
-                self.stop_event.wait(0.2)
+                time.sleep(0.2)
         finally:
             self.shutdown(watcher)
         return 0

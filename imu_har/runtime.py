@@ -80,6 +80,7 @@ class ServiceRuntime:
         self.connected = threading.Event()
         self.ready = threading.Event()  # connected and subscriptions acknowledged
         self.stopping = threading.Event()
+        self._signalled = False  # set by SIGTERM/SIGINT; see _on_signal
         self.started_at = time.time()
         self.tick_interval = tick_interval
         self.inbox = Inbox(max_batch, batch_wait, queue_limit)
@@ -300,11 +301,12 @@ class ServiceRuntime:
         self._handler = handler
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGTERM, signal.SIGINT):
-                signal.signal(sig, lambda *_: self.stop())
+                signal.signal(sig, self._on_signal)
         self.start()
         try:
-            while not self.stopping.is_set():
+            while not (self._signalled or self.stopping.is_set()):
                 self._serve_once(handler)
+            self.stopping.set()
             self._drain(handler)
         finally:
             self.shutdown(handler)
@@ -341,8 +343,14 @@ class ServiceRuntime:
             self.error(f"handler failed: {exc!r}")
 
     def stop(self) -> None:
-        """Ask the main loop to finish (safe from signal handlers and other threads)."""
+        """Ask the main loop to finish (from any thread; signal handlers use :meth:`_on_signal`)."""
         self.stopping.set()
+
+    def _on_signal(self, _signum: int, _frame: object) -> None:
+        # Only a flag: a handler runs between two bytecodes of the main thread, maybe inside
+        # Event.set() (its lock held), so taking that lock again here would deadlock. Seen
+        # for real: PDEATHSIG arrives once per dying thread of a killed launcher.
+        self._signalled = True
 
     def shutdown(self, handler: Handler | None = None) -> None:
         """Flush the handler, publish ``offline`` (retained), disconnect."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -77,6 +78,11 @@ def test_prediction_rejects_unknown_fields_and_bad_values() -> None:
             Prediction.from_payload(json.dumps({**good, **patch}))
     with pytest.raises(PayloadError, match="bad_json"):
         Prediction.from_payload(b"{not json")
+    for name, bad in (("probabilities", '{"Squat": NaN}'), ("window_start", "Infinity")):
+        text = json.dumps(good).replace(json.dumps(good[name]), bad, 1)
+        assert bad in text
+        with pytest.raises(PayloadError, match=f"{name}.*finite"):
+            Prediction.from_payload(text)
     with pytest.raises(PayloadError, match="too_large"):
         Prediction.from_payload(b"x" * 300_000)
 
@@ -168,3 +174,27 @@ def test_inbox_sheds_when_full_and_batches() -> None:
     assert inbox.next_batch(0.01) == []
     unbounded = Inbox(limit=None)
     assert all(unbounded.put(Inbound("t", b"")) for _ in range(1000))
+
+
+def _read_one_batch(inbox, into: list) -> None:  # type: ignore[no-untyped-def, type-arg]
+    into.extend(inbox.next_batch(600.0))
+
+
+@pytest.mark.parametrize("many", [False, True])
+def test_inbox_wakes_a_waiting_reader_at_once(many: bool) -> None:
+    """A message put while the reader waits ends the wait (not the timeout)."""
+    import threading
+
+    from imu_har.inbox import Inbound, Inbox
+
+    for round_ in range(20):
+        inbox, got = Inbox(max_batch=8), []
+        reader = threading.Thread(target=_read_one_batch, args=(inbox, got), daemon=True)
+        reader.start()
+        while not inbox._waiting:  # the reader is about to wait or waiting
+            time.sleep(0.001)
+        message = Inbound(f"t/{round_}", b"")
+        inbox.put_many([message]) if many else inbox.put(message)
+        reader.join(30)
+        assert not reader.is_alive(), "the reader missed the wake-up"
+        assert got == [message]
