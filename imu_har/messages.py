@@ -6,7 +6,6 @@ Pydantic v2 models with ``extra="forbid"``; each knows its topic template.
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Annotated, ClassVar, Literal, Self
 
@@ -16,7 +15,6 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
-    field_validator,
 )
 
 from imu_har import topics
@@ -56,6 +54,7 @@ DeviceId = Annotated[str, AfterValidator(validate_device_id)]
 class Prediction(Message):
     """One classified window, published on ``<root>/<device>/prediction``."""
 
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # every number finite
     TOPIC: ClassVar[TopicTemplate | None] = topics.PREDICTION
     device: DeviceId = Field(description="Device id the window came from")
     window_seq: int = Field(ge=0, description="Window sequence number from the windower")
@@ -70,13 +69,6 @@ class Prediction(Message):
     latency_ms: float = Field(ge=0, description="Time from window receipt to publication (ms)")
     source_time: float = Field(default=0.0, description="Receive time of the newest frame (Unix s)")
     classified_at: float = Field(default_factory=time.time, description="Publication time (Unix s)")
-
-    @field_validator("probabilities")
-    @classmethod
-    def _finite(cls, value: dict[str, float]) -> dict[str, float]:
-        if not all(math.isfinite(p) for p in value.values()):
-            raise ValueError("probabilities must be finite")
-        return value
 
 
 DeviceState = Literal["scanning", "connecting", "connected", "disconnected", "streaming", "error"]
