@@ -17,8 +17,10 @@ import struct
 import time
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
+import pydantic_core
 
 from imu_har.messages import Prediction
 from services.recorder import storage
@@ -33,18 +35,26 @@ _TIME = struct.Struct("<d")
 PredictionKey = tuple[str, int, float, str]
 
 
-def _key(prediction: Prediction) -> PredictionKey:
-    return (
-        prediction.device,
-        prediction.window_seq,
-        prediction.window_end,
-        prediction.model_version,
-    )
+_FIELDS = frozenset(Prediction.model_fields)
 
 
-def _decode(payload: bytes) -> tuple[Prediction, float]:
+def _key(values: dict[str, Any]) -> PredictionKey:
+    return (values["device"], values["window_seq"], values["window_end"], values["model_version"])
+
+
+def _decode(payload: bytes) -> tuple[dict[str, Any], float]:
+    """A logged prediction's fields and receive time.
+
+    Records were validated as :class:`Prediction` before they were logged and
+    are checksummed in the segment, so plain JSON parsing is enough (half the
+    time of validating again); a prediction that left out fields with
+    defaults goes through the model to get them.
+    """
     (received_at,) = _TIME.unpack_from(payload)
-    return Prediction.from_payload(payload[_TIME.size :]), received_at
+    values = pydantic_core.from_json(payload[_TIME.size :])
+    if values.keys() != _FIELDS:
+        values = Prediction.model_validate(values).model_dump()
+    return values, received_at
 
 
 class PredictionLog:
@@ -89,7 +99,7 @@ class PredictionLog:
 
     def add(self, prediction: Prediction, payload: bytes, received_at: float) -> bool:
         """Buffer one prediction; False for a duplicate."""
-        key = _key(prediction)
+        key = _key(prediction.__dict__)
         if key in self.keys:
             return False
         if self.writer is None:
@@ -138,21 +148,22 @@ class PredictionLog:
 
         Decoded predictions are turned into Arrow tables every
         :data:`COMPACT_CHUNK` rows, so memory holds compact columns rather than
-        tens of thousands of pydantic objects.
+        tens of thousands of dicts.
         """
-        rows: dict[str, list[tuple[Prediction, float]]] = defaultdict(list)
+        rows: dict[str, list[tuple[dict[str, Any], float]]] = defaultdict(list)
         chunks: dict[str, list[pa.Table]] = defaultdict(list)
         seen: set[PredictionKey] = set()
         for kind, payload in read_segment(path, repair=False):
             if kind != PREDICTION:
                 continue
-            prediction, received_at = _decode(payload)
-            if _key(prediction) in seen:
+            values, received_at = _decode(payload)
+            key = _key(values)
+            if key in seen:
                 continue
-            seen.add(_key(prediction))
-            date = storage.utc_date(prediction.window_end)
+            seen.add(key)
+            date = storage.utc_date(values["window_end"])
             pending = rows[date]
-            pending.append((prediction, received_at))
+            pending.append((values, received_at))
             if len(pending) >= COMPACT_CHUNK:
                 chunks[date].append(predictions_to_table(pending))
                 pending.clear()

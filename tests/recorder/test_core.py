@@ -342,6 +342,23 @@ def test_predictions_logged_deduplicated_and_rotated(tmp_path: Path) -> None:
     assert not list((tmp_path / ".segments").glob("predictions-*"))
 
 
+def test_compacted_predictions_hold_every_field_even_ones_left_to_defaults(tmp_path: Path) -> None:
+    core = recorder(tmp_path)
+    full = Prediction.from_payload(prediction(1))
+    short = json.loads(prediction(2))
+    del short["source_time"], short["classified_at"]  # a client relying on the defaults
+    core.prediction(full.to_payload(), NOW + 1)
+    core.prediction(json.dumps(short).encode(), NOW + 2)
+    core.close()
+    rows = pq.read_table(tmp_path / "predictions").sort_by("window_seq").to_pylist()
+    got, want = rows[0], full.model_dump()
+    assert json.loads(got["probabilities"]) == want.pop("probabilities")
+    assert {k: got[k] for k in want} == want
+    assert rows[0]["received_at"] == NOW + 1 and rows[1]["received_at"] == NOW + 2
+    assert rows[1]["source_time"] == 0.0 and rows[1]["classified_at"] > 0
+    assert rows[1]["window_seq"] == 2 and rows[1]["label"] == "Squat"
+
+
 def test_prediction_segment_reopened_after_crash(tmp_path: Path) -> None:
     core = recorder(tmp_path)
     core.prediction(prediction(1), NOW)
