@@ -24,6 +24,15 @@ pytestmark = pytest.mark.broker
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def run_script(script: str, *args: str) -> str:
+    """Run ``script`` in a fresh interpreter (a hang fails after 30 s); its stdout."""
+    done = subprocess.run(
+        [sys.executable, "-c", script, *args], cwd=ROOT, capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
 def _last_state(collector: Collector) -> str | None:
     return json.loads(collector.messages[-1].payload)["state"] if collector.messages else None
 
@@ -54,15 +63,7 @@ print("exit", runtime.run(Handler()), flush=True)
 
 
 def test_a_stop_signal_arriving_inside_a_lock_still_stops_the_service(broker) -> None:  # type: ignore[no-untyped-def]
-    done = subprocess.run(
-        [sys.executable, "-c", SIGNAL_INSIDE_EVENT_SET, str(broker.port)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert done.returncode == 0, done.stderr
-    assert "exit 0" in done.stdout
+    assert "exit 0" in run_script(SIGNAL_INSIDE_EVENT_SET, str(broker.port))
 
 
 def test_a_burst_of_sigterms_stops_a_service_cleanly(broker, mqtt_client) -> None:  # type: ignore[no-untyped-def]
@@ -103,12 +104,4 @@ print("returned every time")
 
 def test_inbox_waits_end_on_time_while_signals_keep_arriving() -> None:
     """``SimpleQueue.get(timeout=...)`` would block forever here (CPython 3.11)."""
-    done = subprocess.run(
-        [sys.executable, "-c", INBOX_UNDER_SIGNALS],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert done.returncode == 0, done.stderr
-    assert "returned every time" in done.stdout
+    assert "returned every time" in run_script(INBOX_UNDER_SIGNALS)
