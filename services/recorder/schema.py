@@ -109,9 +109,11 @@ def frames_to_table(
 def predictions_to_table(rows: Sequence[tuple[dict[str, Any], float]]) -> pa.Table:
     """Rows of ``(prediction fields, received_at)`` pairs (fields as ``Prediction.model_dump``)."""
     schema = pa.schema([pa.field(n, t, nullable=null) for n, t, null in PREDICTION_COLUMNS])
-    data: dict[str, list[Any]] = {}
-    for name, _, _ in PREDICTION_COLUMNS[:-1]:
-        data[name] = [values[name] for values, _ in rows]
+    data: dict[str, list[Any]] = {
+        name: [values[name] for values, _ in rows]
+        for name, _, _ in PREDICTION_COLUMNS
+        if name != "received_at"
+    }
     data["probabilities"] = [  # compact JSON, keys sorted (pydantic_core: 2.5x json.dumps)
         pydantic_core.to_json(dict(sorted(p.items()))).decode() for p in data["probabilities"]
     ]
