@@ -43,11 +43,11 @@ import psutil
 
 from bench.common import report
 from bench.rawmqtt import RawPublisher, fast_receiver, publish_packet
-from imu_har.broker import MosquittoBroker
-from imu_har.codec import Window, encode_window
-from imu_har.fastrecv import RawPublish
-from imu_har.model_spec import load_spec
-from imu_har.mqtt_tools import Collector, connect
+from imu_har.ops.broker import MosquittoBroker
+from imu_har.protocol.codec import Window, encode_window
+from imu_har.protocol.model_spec import load_spec
+from imu_har.runtime.client import Collector, connect
+from imu_har.runtime.fastrecv import RawPublish
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE_TIME = b'"source_time":'
@@ -381,10 +381,10 @@ def in_process(model_dir: Path, batches: list[int], backend: str) -> list[dict[s
 
 def baseline_service(model_dir: Path, client_id: str | None) -> None:
     """The naive classifier: Keras ``model.predict`` once per window, pydantic JSON out."""
-    from imu_har.codec import decode_window
-    from imu_har.messages import Prediction
-    from imu_har.runtime import Inbound, ServiceRuntime
-    from imu_har.settings import MqttSettings
+    from imu_har.protocol.codec import decode_window
+    from imu_har.protocol.messages import Prediction
+    from imu_har.runtime.service import Inbound, ServiceRuntime
+    from imu_har.runtime.settings import MqttSettings
     from training.artifact import load_artifact
 
     artifact = load_artifact(model_dir)

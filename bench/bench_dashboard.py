@@ -21,8 +21,8 @@ from pathlib import Path
 import psutil
 
 from bench.common import report
-from imu_har.broker import MosquittoBroker
-from imu_har.mqtt_tools import connect
+from imu_har.ops.broker import MosquittoBroker
+from imu_har.runtime.client import connect
 from services.dashboard.store import Store
 from tests.dashboard import publish as pub
 

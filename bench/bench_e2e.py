@@ -45,10 +45,10 @@ import psutil
 
 from bench.common import report
 from bench.rawmqtt import fast_receiver
-from imu_har.broker import MosquittoBroker
-from imu_har.fastrecv import RawPublish
-from imu_har.model_spec import load_spec
-from imu_har.mqtt_tools import connect
+from imu_har.ops.broker import MosquittoBroker
+from imu_har.protocol.model_spec import load_spec
+from imu_har.runtime.client import connect
+from imu_har.runtime.fastrecv import RawPublish
 from services.ble_gateway.packets import samples_per_packet
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,7 +63,7 @@ NODELAY_SHIM = (
     "    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)\n"
     "    return s\n"
     "socket.create_connection = cc\n"
-    "from imu_har.cli import main\n"
+    "from imu_har.ops.cli import main\n"
     "sys.exit(main(sys.argv[1:]))\n"
 )
 
@@ -79,7 +79,7 @@ class Watch:
         self.seqs: dict[str, list[int]] = defaultdict(list)
         self.seen: set[str] = set()
         self.status: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        # predictions arrive in batches (imu_har.fastrecv): the watcher must not eat the CPU
+        # predictions arrive in batches (imu_har.runtime.fastrecv): the watcher must not eat the CPU
         self.client = fast_receiver(broker.host, broker.port, self._predictions)
         self.status_client = connect(broker.host, broker.port)
         self.status_client.on_message = self._status
@@ -132,7 +132,11 @@ def start(
     name: str, args: list[str], port: int, logs: Path, nodelay: bool
 ) -> subprocess.Popen[bytes]:
     """``har <name> args`` as a child process (with TCP_NODELAY if ``nodelay``)."""
-    har = [sys.executable, "-c", NODELAY_SHIM] if nodelay else [sys.executable, "-m", "imu_har.cli"]
+    har = (
+        [sys.executable, "-c", NODELAY_SHIM]
+        if nodelay
+        else [sys.executable, "-m", "imu_har.ops.cli"]
+    )
     cmd = [*har, name, *args, "--mqtt-port", str(port)]
     cmd += ["--status-interval", "1", "--log-level", "WARNING"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("HAR_")}

@@ -22,10 +22,10 @@ import time
 import psutil
 
 from bench.common import CpuSample, report
-from imu_har.broker import MosquittoBroker
-from imu_har.codec import decode_frame
-from imu_har.fastrecv import RawPublish
-from imu_har.mqtt_tools import connect
+from imu_har.ops.broker import MosquittoBroker
+from imu_har.protocol.codec import decode_frame
+from imu_har.runtime.client import connect
+from imu_har.runtime.fastrecv import RawPublish
 from services.ble_gateway.packets import samples_per_packet
 
 RATE = 50.0
@@ -34,7 +34,7 @@ RATE = 50.0
 class FrameCounter:
     """Counts frames on ``har/+/imu`` (decoding one in 50) and the gateway's own frame total.
 
-    Messages arrive in batches (:mod:`imu_har.fastrecv`) so that counting
+    Messages arrive in batches (:mod:`imu_har.runtime.fastrecv`) so that counting
     5,000 frames/s takes little CPU from the gateway under test.
     """
 

@@ -29,11 +29,11 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from bench.common import report
-from imu_har.broker import MosquittoBroker
-from imu_har.codec import Frame, encode_frame
-from imu_har.commands import StartRecording, StopRecording
-from imu_har.messages import RecorderStatus
-from imu_har.mqtt_tools import Collector
+from imu_har.ops.broker import MosquittoBroker
+from imu_har.protocol.codec import Frame, encode_frame
+from imu_har.protocol.commands import StartRecording, StopRecording
+from imu_har.protocol.messages import RecorderStatus
+from imu_har.runtime.client import Collector
 from services.recorder.core import Recorder, RecorderConfig
 
 

@@ -21,9 +21,9 @@ import numpy as np
 import psutil
 
 from bench.common import CpuSample, report
-from imu_har.broker import MosquittoBroker
-from imu_har.codec import Frame, encode_frame
-from imu_har.mqtt_tools import Collector, connect
+from imu_har.ops.broker import MosquittoBroker
+from imu_har.protocol.codec import Frame, encode_frame
+from imu_har.runtime.client import Collector, connect
 
 RATE, LENGTH, HOP = 50.0, 20, 5
 

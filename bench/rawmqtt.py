@@ -4,7 +4,7 @@ On a 2-core machine the benchmark's own publisher and receiver compete with
 the service under test. :class:`RawPublisher` speaks just enough MQTT v5 over
 a plain socket (CONNECT, then QoS 0 PUBLISH packets written many at a time),
 and :func:`fast_receiver` gives a paho client that hands received messages
-over in batches (:class:`imu_har.fastrecv.FastReceiveClient`), so both cost a
+over in batches (:class:`imu_har.runtime.fastrecv.FastReceiveClient`), so both cost a
 few microseconds per message instead of tens.
 """
 
@@ -16,9 +16,9 @@ from collections.abc import Callable
 
 import paho.mqtt.client as mqtt
 
-from imu_har.batchpub import _varint, publish_packet
-from imu_har.fastrecv import RawPublish
-from imu_har.mqtt_tools import connect
+from imu_har.runtime.batchpub import _varint, publish_packet
+from imu_har.runtime.client import connect
+from imu_har.runtime.fastrecv import RawPublish
 
 __all__ = ["RawPublisher", "fast_receiver", "publish_packet"]
 

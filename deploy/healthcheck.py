@@ -30,10 +30,10 @@ def check_http(url: str, timeout: float) -> str | None:
 
 def check_status(service: str, max_age: float | None, timeout: float) -> str | None:
     """None when the retained status of ``service`` is online and fresh, else the reason."""
-    from imu_har import topics
-    from imu_har.messages import ServiceStatus
-    from imu_har.mqtt_tools import Collector, connect_settings
-    from imu_har.settings import MqttSettings, load_settings
+    from imu_har.protocol import topics
+    from imu_har.protocol.messages import ServiceStatus
+    from imu_har.runtime.client import Collector, connect_settings
+    from imu_har.runtime.settings import MqttSettings, load_settings
 
     settings = load_settings(MqttSettings, [], prog="healthcheck")
     try:

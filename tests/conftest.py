@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from imu_har.broker import MosquittoBroker
-from imu_har.mqtt_tools import connect
-from imu_har.runtime import Handler, ServiceRuntime
+from imu_har.ops.broker import MosquittoBroker
+from imu_har.runtime.client import connect
+from imu_har.runtime.service import Handler, ServiceRuntime
 
 
 @pytest.fixture(scope="module")

@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from imu_har.model_spec import ModelSpec
-from imu_har.windowing import WindowSpec
+from imu_har.protocol.model_spec import ModelSpec
+from imu_har.windowing.windows import WindowSpec
 from training.artifact import load_artifact, save_artifact
 from training.data import Layout, data_rate, read_table, resolve_layout
 from training.errors import DataError

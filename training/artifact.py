@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from imu_har.errors import PayloadError
-from imu_har.model_spec import (
+from imu_har.protocol.errors import PayloadError
+from imu_har.protocol.model_spec import (
     KERAS_FILE,
     ONNX_FILE,
     SPEC_FILE,

@@ -148,7 +148,7 @@ def train_main(argv: Sequence[str] | None = None) -> int:
 
 
 def evaluate_main(argv: Sequence[str] | None = None) -> int:
-    """``har evaluate``: accuracy, macro-F1 and per-class results of an artifact on data."""
+    """``har evaluate``: accuracy, macro-F1 and per-class results of an artifact."""
     parser = argparse.ArgumentParser(prog="har evaluate", description="Evaluate a model artifact.")
     parser.add_argument("--model", required=True, help="artifact directory")
     _layout_args(parser)

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from imu_har.codec import DEFAULT_CHANNELS, DEFAULT_UNITS
+from imu_har.protocol.codec import DEFAULT_CHANNELS, DEFAULT_UNITS
 from training.errors import DataError
 
 RECORDER_COLUMNS = {"session", "device", "label", "time", "seq", "receive_time"}

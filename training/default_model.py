@@ -1,7 +1,7 @@
 """Build the shipped demo model (``make model``): a small model trained on simulator data.
 
 ``python -m training.default_model --out models/default`` trains on
-:func:`imu_har.simulation.synthetic_recordings` (seeded, so the result is
+:func:`imu_har.sim.simulation.synthetic_recordings` (seeded, so the result is
 reproducible), validates it on wearers it never saw, and writes the artifact.
 It is a DEMO model: it knows the simulator's wearers, not real people.
 """
@@ -51,7 +51,7 @@ def build_default(
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
 
-    from imu_har.simulation import LABELS, synthetic_recordings
+    from imu_har.sim.simulation import LABELS, synthetic_recordings
     from training.api import train_artifact
     from training.fit import stderr_progress
 
@@ -70,8 +70,8 @@ def build_default(
 
 def record_heldout(out: str | Path, seed: int = 0) -> dict[str, object]:
     """Evaluate on 3 simulated wearers never trained on; store the result in spec.json."""
-    from imu_har.model_spec import SPEC_FILE
-    from imu_har.simulation import LABELS, synthetic_recordings
+    from imu_har.protocol.model_spec import SPEC_FILE
+    from imu_har.sim.simulation import LABELS, synthetic_recordings
     from training.api import evaluate_artifact
     from training.artifact import read_spec
 

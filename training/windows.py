@@ -2,7 +2,7 @@
 
 Each recording (one group value, plus device for recorder data; split per label
 when the order column restarts within a group, as in seed-fitness) is pushed
-whole through :func:`imu_har.windowing.cut_windows`, so training sees exactly
+whole through :func:`imu_har.windowing.windows.cut_windows`, so training sees exactly
 the windows the live windower produces. A window's label is the majority of
 the raw samples nearest its grid points (``CutWindow.sources``).
 """
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from imu_har.windowing import WindowSpec, cut_windows
+from imu_har.windowing.windows import WindowSpec, cut_windows
 from training.data import Layout, check_table
 from training.errors import DataError
 

@@ -18,8 +18,8 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from imu_har.runtime import Inbound, ServiceRuntime
-from imu_har.settings import service_settings
+from imu_har.runtime.service import Inbound, ServiceRuntime
+from imu_har.runtime.settings import service_settings
 from services.ble_gateway.core import GatewayCore
 from services.ble_gateway.gateway import Gateway
 from services.ble_gateway.settings import GatewaySettings, startup_problem
@@ -93,7 +93,7 @@ class GatewayService:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``har gateway``."""
+    """``har gateway``: BLE, simulated or replayed wearables -> raw frames."""
     settings = service_settings(
         GatewaySettings,
         "gateway",

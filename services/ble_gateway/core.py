@@ -19,10 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from imu_har import topics
-from imu_har.codec import Frame, encode_frame
-from imu_har.errors import PayloadError
-from imu_har.messages import DeviceState, DeviceStatus, GroundTruth
+from imu_har.protocol import topics
+from imu_har.protocol.codec import Frame, encode_frame
+from imu_har.protocol.errors import PayloadError
+from imu_har.protocol.messages import DeviceState, DeviceStatus, GroundTruth
 from services.ble_gateway import packets
 
 logger = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ import logging
 import time
 from typing import Any
 
-from imu_har.simulation import parse_schedule
+from imu_har.sim.simulation import parse_schedule
 from services.ble_gateway import packets
 from services.ble_gateway.ble import BleDeviceConfig, BleSource, parse_device_spec
 from services.ble_gateway.core import GatewayCore

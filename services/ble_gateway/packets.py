@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from imu_har.errors import PayloadError
+from imu_har.protocol.errors import PayloadError
 
 # GATT service and notify characteristic of our firmware (firmware/README.md).
 SERVICE_UUID = "5a4e0001-6a3c-4b7e-9c1d-2f8e7a4b0001"

@@ -18,7 +18,7 @@ from bleak.backends.client import NotifyCallback
 from bleak.backends.scanner import AdvertisementData
 from bleak.exc import BleakError
 
-from imu_har.simulation import WearableSimulator
+from imu_har.sim.simulation import WearableSimulator
 from services.ble_gateway import packets
 from services.ble_gateway.packets import IMU_CHAR_UUID, SERVICE_UUID
 

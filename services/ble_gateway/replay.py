@@ -31,8 +31,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as ds
 
-from imu_har.codec import DEFAULT_CHANNELS, MAX_FRAME_SAMPLES
-from imu_har.topics import validate_device_id
+from imu_har.protocol.codec import DEFAULT_CHANNELS, MAX_FRAME_SAMPLES
+from imu_har.protocol.topics import validate_device_id
 from services.ble_gateway.core import DeviceLink, GatewayCore
 
 logger = logging.getLogger(__name__)

@@ -7,8 +7,8 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from imu_har.settings import MqttSettings
-from imu_har.simulation import parse_schedule
+from imu_har.runtime.settings import MqttSettings
+from imu_har.sim.simulation import parse_schedule
 from services.ble_gateway import packets
 from services.ble_gateway.ble import parse_device_spec
 

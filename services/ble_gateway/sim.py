@@ -11,7 +11,7 @@ wearables notify together (phase 0) every ``tick`` s (``tick x rate`` samples
 per packet, at most a full one).
 
 Samples are generated for all devices together (vectorized
-:class:`imu_har.simulation.WearableFleet`) one packet-sized block at a time, at
+:class:`imu_har.sim.simulation.WearableFleet`) one packet-sized block at a time, at
 most one block ahead; the packets that end in a block are encoded together for
 all devices, and each is handed to the sink (the queue and decoder BLE
 notifications take) once its last sample is due. Each device follows its own
@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from imu_har.simulation import (
+from imu_har.sim.simulation import (
     LABELS,
     REST,
     Schedule,

@@ -21,12 +21,12 @@ from typing import Any
 
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from imu_har import topics
-from imu_har.codec import decode_window
-from imu_har.commands import ClassifierCommand, ClassifierReply
-from imu_har.errors import PayloadError
-from imu_har.runtime import Inbound, ServiceRuntime
-from imu_har.settings import service_settings
+from imu_har.protocol import topics
+from imu_har.protocol.codec import decode_window
+from imu_har.protocol.commands import ClassifierCommand, ClassifierReply
+from imu_har.protocol.errors import PayloadError
+from imu_har.runtime.service import Inbound, ServiceRuntime
+from imu_har.runtime.settings import service_settings
 from services.classifier.core import Classifier, Pending, window_device
 from services.classifier.fastpath import DeviceIds, fast_window
 from services.classifier.model import LoadedModel, load_model
@@ -258,7 +258,7 @@ def build(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``har classifier``."""
+    """``har classifier``: windows -> predictions."""
     settings = service_settings(
         ClassifierSettings,
         "classifier",

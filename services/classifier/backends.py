@@ -18,8 +18,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from imu_har.errors import PayloadError
-from imu_har.model_spec import INPUT_NAME, KERAS_FILE, ONNX_FILE, OUTPUT_NAME, TFLITE_FILE
+from imu_har.protocol.errors import PayloadError
+from imu_har.protocol.model_spec import INPUT_NAME, KERAS_FILE, ONNX_FILE, OUTPUT_NAME, TFLITE_FILE
 
 logger = logging.getLogger(__name__)
 

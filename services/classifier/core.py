@@ -6,7 +6,7 @@ batch through the model in one call, smooths per device and returns the
 Prediction JSON payloads. JSON is assembled from pre-escaped pieces (labels,
 model name) because ``Prediction.model_dump_json`` per window would cost more
 than the inference itself at tens of thousands of windows per second; tests
-check the output against :class:`imu_har.messages.Prediction`.
+check the output against :class:`imu_har.protocol.messages.Prediction`.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from imu_har.codec import Window
-from imu_har.errors import PayloadError
-from imu_har.model_spec import ModelSpec
+from imu_har.protocol.codec import Window
+from imu_har.protocol.errors import PayloadError
+from imu_har.protocol.model_spec import ModelSpec
 from services.classifier.model import LoadedModel
 from services.classifier.smoothing import UNKNOWN, Mode, Smoother
 
@@ -94,7 +94,7 @@ class PredictionEncoder:
         latency_ms: float,
         now: float,
     ) -> bytes:
-        """One Prediction JSON payload (fields as :class:`imu_har.messages.Prediction`)."""
+        """One Prediction JSON payload (fields as :class:`imu_har.protocol.messages.Prediction`)."""
         best = max(probs)
         confidence = 1.0 if best > 1.0 else (0.0 if best < 0.0 else best)
         smoothed_json = self._smoothed.get(smoothed) or json.dumps(smoothed)

@@ -19,7 +19,7 @@ import struct
 
 import numpy as np
 
-from imu_har.codec import (
+from imu_har.protocol.codec import (
     FLAG_DEFAULT_LAYOUT,
     KIND_WINDOW,
     MAX_PAYLOAD_BYTES,
@@ -28,8 +28,8 @@ from imu_har.codec import (
     VERSION,
     Window,
 )
-from imu_har.errors import PayloadError
-from imu_har.topics import validate_device_id
+from imu_har.protocol.errors import PayloadError
+from imu_har.protocol.topics import validate_device_id
 
 _HEAD = struct.Struct("<IdddfBH")  # seq, start, end, source_time, rate, C, N (docs/protocol.md)
 _CHANNELS = 9  # the default layout

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from imu_har.errors import PayloadError
-from imu_har.model_spec import ModelSpec, load_spec
+from imu_har.protocol.errors import PayloadError
+from imu_har.protocol.model_spec import ModelSpec, load_spec
 from services.classifier.backends import Backend, choose_backend
 
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from imu_har.errors import PayloadError
-from imu_har.model_spec import SPEC_FILE
+from imu_har.protocol.errors import PayloadError
+from imu_har.protocol.model_spec import SPEC_FILE
 from services.classifier.model import LoadedModel
 
 logger = logging.getLogger(__name__)

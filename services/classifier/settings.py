@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from imu_har.settings import MqttSettings
+from imu_har.runtime.settings import MqttSettings
 
 
 class ClassifierSettings(MqttSettings):

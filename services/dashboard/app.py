@@ -14,7 +14,7 @@ from pathlib import Path
 
 from pydantic import Field, ValidationError
 
-from imu_har.settings import MqttSettings, load_settings
+from imu_har.runtime.settings import MqttSettings, load_settings
 
 SETTINGS_ENV = "HAR_DASHBOARD_SETTINGS"
 PAGE_SCRIPT = Path(__file__).with_name("streamlit_app.py")
@@ -69,7 +69,7 @@ def streamlit_command(settings: DashboardSettings) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``har dashboard``: replace this process with Streamlit."""
+    """``har dashboard``: the Streamlit dashboard (replaces this process)."""
     settings = load_settings(
         DashboardSettings,
         argv,

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from imu_har.messages import GroundTruth, Prediction
+from imu_har.protocol.messages import GroundTruth, Prediction
 from services.dashboard.store import DeviceView, PlotFrame
 
 Spec = dict[str, Any]

@@ -19,11 +19,11 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from imu_har import topics
-from imu_har.commands import CommandReply
-from imu_har.messages import Message
-from imu_har.mqtt_tools import make_client
-from imu_har.settings import MqttSettings
+from imu_har.protocol import topics
+from imu_har.protocol.commands import CommandReply
+from imu_har.protocol.messages import Message
+from imu_har.runtime.client import make_client
+from imu_har.runtime.settings import MqttSettings
 from services.dashboard.store import Limits, Reply, Store
 
 logger = logging.getLogger(__name__)

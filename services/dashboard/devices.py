@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from imu_har.messages import DeviceStatus, GroundTruth, Prediction
+from imu_har.protocol.messages import DeviceStatus, GroundTruth, Prediction
 
 REST_LABELS = frozenset({"rest", "unknown"})
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from imu_har.messages import RecorderStatus
-from imu_har.simulation import ACTIVITIES
+from imu_har.protocol.messages import RecorderStatus
+from imu_har.sim.simulation import ACTIVITIES
 
 DEFAULT_LABELS = ACTIVITIES  # offered when no model spec names the labels
 

@@ -17,18 +17,18 @@ from typing import Any
 
 import numpy as np
 
-from imu_har import topics
-from imu_har.codec import decode_frame
-from imu_har.commands import CommandReply
-from imu_har.errors import PayloadError
-from imu_har.messages import (
+from imu_har.protocol import topics
+from imu_har.protocol.codec import decode_frame
+from imu_har.protocol.commands import CommandReply
+from imu_har.protocol.errors import PayloadError
+from imu_har.protocol.messages import (
     DeviceStatus,
     GroundTruth,
     Prediction,
     RecorderStatus,
     ServiceStatus,
 )
-from imu_har.model_spec import ModelSpec
+from imu_har.protocol.model_spec import ModelSpec
 from services.dashboard.devices import DeviceState, DeviceView, Limits, PlotFrame
 
 __all__ = ["DeviceView", "Limits", "PlotFrame", "Reply", "Store"]

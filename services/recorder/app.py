@@ -20,18 +20,18 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from imu_har import topics
-from imu_har.commands import (
+from imu_har.protocol import topics
+from imu_har.protocol.commands import (
     RecorderQuery,
     RecorderReply,
     StartRecording,
     parse_recorder_command,
     validate_name,
 )
-from imu_har.errors import PayloadError
-from imu_har.messages import MAX_JSON_BYTES, RecorderStatus
-from imu_har.runtime import Inbound, ServiceRuntime
-from imu_har.settings import MqttSettings, service_settings
+from imu_har.protocol.errors import PayloadError
+from imu_har.protocol.messages import MAX_JSON_BYTES, RecorderStatus
+from imu_har.runtime.service import Inbound, ServiceRuntime
+from imu_har.runtime.settings import MqttSettings, service_settings
 from services.recorder.core import CommandError, Recorder, RecorderConfig
 from services.recorder.starts import StartGate
 from services.recorder.subscriptions import EVENT_TOPIC, ImuSubscriptions
@@ -275,7 +275,7 @@ def make_runtime(settings: RecorderSettings) -> ServiceRuntime:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``har recorder``."""
+    """``har recorder``: labelled Parquet recordings by command."""
     settings = service_settings(
         RecorderSettings, "recorder", "Record labelled sessions and predictions to Parquet.", argv
     )

@@ -14,10 +14,10 @@ import logging
 import math
 from typing import Any
 
-from imu_har.codec import decode_frame
-from imu_har.commands import StartRecording, StopRecording
-from imu_har.errors import PayloadError
-from imu_har.messages import Prediction
+from imu_har.protocol.codec import decode_frame
+from imu_har.protocol.commands import StartRecording, StopRecording
+from imu_har.protocol.errors import PayloadError
+from imu_har.protocol.messages import Prediction
 from services.recorder import storage
 from services.recorder.sessions import Session
 from services.recorder.store import RecorderConfig, SessionStore

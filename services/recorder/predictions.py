@@ -22,7 +22,7 @@ from typing import Any
 import pyarrow as pa
 import pydantic_core
 
-from imu_har.messages import Prediction
+from imu_har.protocol.messages import Prediction
 from services.recorder import storage
 from services.recorder.schema import predictions_to_table
 from services.recorder.segments import SegmentWriter, WriteFn, read_segment

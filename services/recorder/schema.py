@@ -2,7 +2,7 @@
 
 Recordings have one row per sample. ``device`` is dictionary-encoded so that it
 merges with the ``device=`` Hive partition key under pandas, pyarrow, polars
-and DuckDB alike. ``time`` comes from :class:`imu_har.windowing.DeviceClock`,
+and DuckDB alike. ``time`` comes from :class:`imu_har.windowing.windows.DeviceClock`,
 the same timeline the live windower uses.
 """
 
@@ -16,8 +16,8 @@ import numpy as np
 import pyarrow as pa
 import pydantic_core
 
-from imu_har.codec import Frame
-from imu_har.windowing import DeviceClock
+from imu_har.protocol.codec import Frame
+from imu_har.windowing.clock import DeviceClock
 
 RECORDING_COLUMNS: tuple[tuple[str, pa.DataType, bool], ...] = (
     ("session", pa.string(), False),

@@ -19,9 +19,9 @@ from typing import Any
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from imu_har.codec import Frame, decode_frame
-from imu_har.errors import PayloadError
-from imu_har.windowing import DeviceClock
+from imu_har.protocol.codec import Frame, decode_frame
+from imu_har.protocol.errors import PayloadError
+from imu_har.windowing.clock import DeviceClock
 from services.recorder import storage
 from services.recorder.schema import SessionLabels, frames_to_table
 from services.recorder.segments import SegmentWriter, WriteFn, read_segment

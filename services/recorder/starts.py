@@ -19,8 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from imu_har.commands import RecorderReply, StartRecording
-from imu_har.inbox import Inbound
+from imu_har.protocol.commands import RecorderReply, StartRecording
+from imu_har.runtime.inbox import Inbound
 from services.recorder.core import CommandError, Recorder, unknown_device
 from services.recorder.subscriptions import ImuSubscriptions
 

@@ -27,9 +27,9 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from imu_har import topics
-from imu_har.inbox import Inbound
-from imu_har.runtime import ServiceRuntime
+from imu_har.protocol import topics
+from imu_har.runtime.inbox import Inbound
+from imu_har.runtime.service import ServiceRuntime
 
 logger = logging.getLogger(__name__)
 

@@ -13,13 +13,13 @@ from typing import Any
 
 from pydantic import Field
 
-from imu_har import topics
-from imu_har.codec import DEFAULT_CHANNELS, decode_frame, encode_window
-from imu_har.errors import PayloadError
-from imu_har.model_spec import ModelSpec
-from imu_har.runtime import Inbound, ServiceRuntime
-from imu_har.settings import MqttSettings, service_settings
-from imu_har.windowing import WindowSpec
+from imu_har.protocol import topics
+from imu_har.protocol.codec import DEFAULT_CHANNELS, decode_frame, encode_window
+from imu_har.protocol.errors import PayloadError
+from imu_har.protocol.model_spec import ModelSpec
+from imu_har.runtime.service import Inbound, ServiceRuntime
+from imu_har.runtime.settings import MqttSettings, service_settings
+from imu_har.windowing.windows import WindowSpec
 from services.windower.core import Windower
 
 logger = logging.getLogger(__name__)
@@ -122,7 +122,7 @@ class WindowerService:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``har windower``."""
+    """``har windower``: raw frames -> sliding windows."""
     settings = service_settings(
         WindowerSettings, "windower", "Cut raw IMU frames into sliding windows.", argv
     )

@@ -1,6 +1,6 @@
 """The windower's pure core: ``Windower.push(frame) -> windows`` for many devices.
 
-Adds to :mod:`imu_har.windowing` what a live stream needs: a timeline per
+Adds to :mod:`imu_har.windowing.windows` what a live stream needs: a timeline per
 device (device clock anchored to wall-clock time, or receive time when the
 packet has none), channel selection by name, counters for duplicates, gaps and
 clock resyncs, and eviction of idle devices so memory stays bounded.
@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from imu_har.codec import DEFAULT_CHANNELS, Frame, Window
-from imu_har.errors import PayloadError
-from imu_har.windowing import DeviceClock, DeviceWindower, WindowSpec
+from imu_har.protocol.codec import DEFAULT_CHANNELS, Frame, Window
+from imu_har.protocol.errors import PayloadError
+from imu_har.windowing.clock import DeviceClock
+from imu_har.windowing.windows import DeviceWindower, WindowSpec
 
 
 @dataclass

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from imu_har.codec import Window, encode_window
-from imu_har.model_spec import ModelSpec, load_spec
-from imu_har.simulation import synthetic_recordings
+from imu_har.protocol.codec import Window, encode_window
+from imu_har.protocol.model_spec import ModelSpec, load_spec
+from imu_har.sim.simulation import synthetic_recordings
 
 RATE, LENGTH, HOP = 50.0, 20, 5
 
@@ -101,7 +101,7 @@ def command(client, payload: dict, timeout: float = 60.0) -> dict:  # type: igno
     from paho.mqtt.packettypes import PacketTypes
     from paho.mqtt.properties import Properties
 
-    from imu_har.mqtt_tools import Collector
+    from imu_har.runtime.client import Collector
 
     response = f"test/reply/{uuid.uuid4().hex[:8]}"
     replies = Collector(client, response)
@@ -119,7 +119,7 @@ def status_where(client, predicate, timeout: float = 10.0) -> dict:  # type: ign
     """The first classifier status (retained or periodic) for which ``predicate`` holds."""
     import json
 
-    from imu_har.mqtt_tools import Collector
+    from imu_har.runtime.client import Collector
 
     statuses = Collector(client, "har/service/classifier/status")
     got = statuses.wait_for(

@@ -8,10 +8,10 @@ import math
 import numpy as np
 import pytest
 
-from imu_har.codec import DEFAULT_CHANNELS, DEFAULT_UNITS, Window
-from imu_har.errors import PayloadError
-from imu_har.messages import Prediction
-from imu_har.model_spec import ModelSpec
+from imu_har.protocol.codec import DEFAULT_CHANNELS, DEFAULT_UNITS, Window
+from imu_har.protocol.errors import PayloadError
+from imu_har.protocol.messages import Prediction
+from imu_har.protocol.model_spec import ModelSpec
 from services.classifier.core import PredictionEncoder, check_window, window_device
 
 LABELS = ["Pushup", "Squat", 'we"ird\\label']

@@ -7,8 +7,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from imu_har.codec import DEFAULT_CHANNELS, DEFAULT_UNITS, Window, decode_window, encode_window
-from imu_har.errors import PayloadError
+from imu_har.protocol.codec import (
+    DEFAULT_CHANNELS,
+    DEFAULT_UNITS,
+    Window,
+    decode_window,
+    encode_window,
+)
+from imu_har.protocol.errors import PayloadError
 from services.classifier.fastpath import DeviceIds, fast_window
 
 windows = st.builds(

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from imu_har.messages import Prediction, ServiceStatus
-from imu_har.mqtt_tools import Collector
+from imu_har.protocol.messages import Prediction, ServiceStatus
+from imu_har.runtime.client import Collector
 from tests.classifier.conftest import Artifacts, status_where, window_payloads
 
 pytestmark = [pytest.mark.broker, pytest.mark.tf]
@@ -24,8 +24,8 @@ SERVE_ONCE = textwrap.dedent(
     """
     import json, sys, threading
     import numpy as np
-    from imu_har.codec import Window, encode_window
-    from imu_har.mqtt_tools import Collector, connect
+    from imu_har.protocol.codec import Window, encode_window
+    from imu_har.runtime.client import Collector, connect
     from services.classifier.app import ClassifierSettings, build, initial_model
 
     port, model, backend = int(sys.argv[1]), sys.argv[2], sys.argv[3]
@@ -78,7 +78,7 @@ def test_tensorflow_backend_is_the_fallback(broker, artifacts: Artifacts) -> Non
 def test_cli_serves_and_stops_cleanly_on_sigterm(broker, mqtt_client, artifacts: Artifacts) -> None:  # type: ignore[no-untyped-def]
     env = dict(os.environ, HAR_MQTT_PORT=str(broker.port), HAR_STATUS_INTERVAL="0.2")
     process = subprocess.Popen(
-        [sys.executable, "-m", "imu_har.cli", "classifier", "--model", str(artifacts.first)],
+        [sys.executable, "-m", "imu_har.ops.cli", "classifier", "--model", str(artifacts.first)],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

@@ -9,9 +9,9 @@ from collections import defaultdict
 
 import pytest
 
-from imu_har.messages import Prediction
-from imu_har.model_spec import ModelSpec, load_spec
-from imu_har.mqtt_tools import Collector
+from imu_har.protocol.messages import Prediction
+from imu_har.protocol.model_spec import ModelSpec, load_spec
+from imu_har.runtime.client import Collector
 from tests.classifier.conftest import (
     Artifacts,
     command,

@@ -7,9 +7,9 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from imu_har.messages import Prediction
-from imu_har.model_spec import load_spec
-from imu_har.mqtt_tools import Collector
+from imu_har.protocol.messages import Prediction
+from imu_har.protocol.model_spec import load_spec
+from imu_har.runtime.client import Collector
 from tests.classifier.conftest import Artifacts, start_classifier, window_payloads
 from tests.classifier.test_service import expected_smoothing
 

@@ -8,10 +8,10 @@ import struct
 import numpy as np
 import pytest
 
-from imu_har.codec import DEFAULT_CHANNELS, Window, encode_window
-from imu_har.messages import Prediction
-from imu_har.model_spec import ModelSpec, load_spec
-from imu_har.mqtt_tools import Collector, connect
+from imu_har.protocol.codec import DEFAULT_CHANNELS, Window, encode_window
+from imu_har.protocol.messages import Prediction
+from imu_har.protocol.model_spec import ModelSpec, load_spec
+from imu_har.runtime.client import Collector, connect
 from tests.classifier.conftest import (
     RATE,
     Artifacts,

@@ -10,8 +10,8 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from imu_har.broker import MosquittoBroker
-from imu_har.mqtt_tools import connect
+from imu_har.ops.broker import MosquittoBroker
+from imu_har.runtime.client import connect
 
 pytestmark = pytest.mark.broker
 

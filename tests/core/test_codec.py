@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from imu_har.codec import (
+from imu_har.protocol.codec import (
     DEFAULT_CHANNELS,
     MAX_PAYLOAD_BYTES,
     Frame,
@@ -20,7 +20,7 @@ from imu_har.codec import (
     encode_frame,
     encode_window,
 )
-from imu_har.errors import PayloadError
+from imu_har.protocol.errors import PayloadError
 
 device_ids = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.:\-]{0,20}", fullmatch=True).filter(
     lambda s: (

@@ -7,8 +7,8 @@ import threading
 import time
 from typing import Any
 
-from imu_har.runtime import Inbound, ServiceRuntime
-from imu_har.settings import MqttSettings
+from imu_har.runtime.service import Inbound, ServiceRuntime
+from imu_har.runtime.settings import MqttSettings
 
 
 class Recording:
@@ -92,7 +92,7 @@ def test_subscribe_before_connecting_reports_false(broker):  # type: ignore[no-u
 
 def _packet(topic: str, payload: bytes, qos: int = 0, retain: bool = False, mid: int = 0) -> bytes:
     """A v5 PUBLISH packet without properties, as the broker sends it."""
-    from imu_har.batchpub import _varint
+    from imu_har.runtime.batchpub import _varint
 
     name = topic.encode()
     body = len(name).to_bytes(2, "big") + name
@@ -107,7 +107,7 @@ def test_fast_reader_cuts_packets_the_same_however_the_bytes_arrive() -> None:
     from hypothesis import strategies as st
     from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-    from imu_har.fastrecv import FastReceiveClient, RawPublish
+    from imu_har.runtime.fastrecv import FastReceiveClient, RawPublish
 
     messages = [
         RawPublish("har/a/window", b"x" * 5, 0, False, 0),
@@ -138,7 +138,7 @@ def test_fast_reader_cuts_packets_the_same_however_the_bytes_arrive() -> None:
 def test_fast_reader_leaves_packets_with_properties_to_paho() -> None:
     from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-    from imu_har.fastrecv import FastReceiveClient
+    from imu_har.runtime.fastrecv import FastReceiveClient
 
     client = FastReceiveClient(CallbackAPIVersion.VERSION2, protocol=MQTTProtocolVersion.MQTTv5)
     plain: list[Any] = []
@@ -162,7 +162,7 @@ def _exchange(broker, fast: bool) -> list[tuple[str, bytes, int, bool]]:  # type
     from paho.mqtt.packettypes import PacketTypes
     from paho.mqtt.properties import Properties
 
-    from imu_har.mqtt_tools import connect
+    from imu_har.runtime.client import connect
 
     settings = MqttSettings(mqtt_port=broker.port, log_level="WARNING", mqtt_fast_receive=fast)
     runtime = ServiceRuntime(f"rt-fast-{fast}", settings)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from imu_har.mqtt_tools import Collector
+from imu_har.runtime.client import Collector
 
 pytestmark = pytest.mark.broker
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,8 +39,8 @@ def _last_state(collector: Collector) -> str | None:
 
 SIGNAL_INSIDE_EVENT_SET = """
 import signal, sys
-from imu_har.runtime import ServiceRuntime
-from imu_har.settings import MqttSettings
+from imu_har.runtime.service import ServiceRuntime
+from imu_har.runtime.settings import MqttSettings
 
 runtime = ServiceRuntime("sig", MqttSettings(mqtt_port=int(sys.argv[1])))
 
@@ -69,7 +69,7 @@ def test_a_stop_signal_arriving_inside_a_lock_still_stops_the_service(broker) ->
 def test_a_burst_of_sigterms_stops_a_service_cleanly(broker, mqtt_client) -> None:  # type: ignore[no-untyped-def]
     statuses = Collector(mqtt_client, "har/service/windower/status")
     process = subprocess.Popen(
-        [sys.executable, "-m", "imu_har.cli", "windower", f"--mqtt-port={broker.port}"],
+        [sys.executable, "-m", "imu_har.ops.cli", "windower", f"--mqtt-port={broker.port}"],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -91,7 +91,7 @@ def test_a_burst_of_sigterms_stops_a_service_cleanly(broker, mqtt_client) -> Non
 
 INBOX_UNDER_SIGNALS = """
 import signal, time
-from imu_har.inbox import Inbox
+from imu_har.runtime.inbox import Inbox
 signal.signal(signal.SIGALRM, lambda *_: None)
 signal.setitimer(signal.ITIMER_REAL, 0.0001, 0.0001)  # a signal every 100 us
 inbox = Inbox(max_batch=4, batch_wait=0.01)

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from imu_har import topics
-from imu_har.commands import parse_recorder_command
-from imu_har.errors import PayloadError
-from imu_har.messages import Prediction, ServiceStatus
-from imu_har.model_spec import ModelSpec, load_spec
-from imu_har.settings import MqttSettings, load_settings
+from imu_har.protocol import topics
+from imu_har.protocol.commands import parse_recorder_command
+from imu_har.protocol.errors import PayloadError
+from imu_har.protocol.messages import Prediction, ServiceStatus
+from imu_har.protocol.model_spec import ModelSpec, load_spec
+from imu_har.runtime.settings import MqttSettings, load_settings
 
 
 def test_topic_templates_format_subscribe_and_parse() -> None:
@@ -164,7 +164,7 @@ def test_bad_settings_exit_with_readable_message(capsys: pytest.CaptureFixture[s
 
 
 def test_inbox_sheds_when_full_and_batches() -> None:
-    from imu_har.inbox import Inbound, Inbox
+    from imu_har.runtime.inbox import Inbound, Inbox
 
     inbox = Inbox(max_batch=3, limit=4)
     accepted = [inbox.put(Inbound(f"t/{i}", b"")) for i in range(6)]
@@ -185,7 +185,7 @@ def test_inbox_wakes_a_waiting_reader_at_once(many: bool) -> None:
     """A message put while the reader waits ends the wait (not the timeout)."""
     import threading
 
-    from imu_har.inbox import Inbound, Inbox
+    from imu_har.runtime.inbox import Inbound, Inbox
 
     for round_ in range(20):
         inbox, got = Inbox(max_batch=8), []

@@ -7,7 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from imu_har.windowing import DeviceClock, DeviceWindower, WindowSpec, cut_windows
+from imu_har.windowing.clock import DeviceClock
+from imu_har.windowing.windows import DeviceWindower, WindowSpec, cut_windows
 
 
 def test_uniform_input_gives_exact_raw_slices() -> None:

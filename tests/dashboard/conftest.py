@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from imu_har.broker import MosquittoBroker
+from imu_har.ops.broker import MosquittoBroker
 from services.dashboard import ui
 from services.dashboard.app import DashboardSettings
 from services.dashboard.connection import Connection

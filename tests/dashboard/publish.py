@@ -7,10 +7,10 @@ import time
 import numpy as np
 import paho.mqtt.client as mqtt
 
-from imu_har import topics
-from imu_har.codec import Frame, encode_frame
-from imu_har.messages import Counters, GroundTruth, Prediction, ServiceStatus
-from imu_har.model_spec import ModelSpec
+from imu_har.protocol import topics
+from imu_har.protocol.codec import Frame, encode_frame
+from imu_har.protocol.messages import Counters, GroundTruth, Prediction, ServiceStatus
+from imu_har.protocol.model_spec import ModelSpec
 
 LABELS = ["Pushup", "Squat", "Jumping"]
 ROOT = "har"

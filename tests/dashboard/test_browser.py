@@ -21,11 +21,11 @@ import paho.mqtt.client as mqtt
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
-from imu_har import topics
-from imu_har.broker import MosquittoBroker, free_port
-from imu_har.codec import decode_window
-from imu_har.messages import GroundTruth, Prediction
-from imu_har.mqtt_tools import Collector, connect
+from imu_har.ops.broker import MosquittoBroker, free_port
+from imu_har.protocol import topics
+from imu_har.protocol.codec import decode_window
+from imu_har.protocol.messages import GroundTruth, Prediction
+from imu_har.runtime.client import Collector, connect
 from tests.dashboard import publish as pub
 from tests.dashboard.conftest import REPO, wait_until
 

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from imu_har import topics
-from imu_har.messages import DeviceStatus
+from imu_har.protocol import topics
+from imu_har.protocol.messages import DeviceStatus
 from services.dashboard import recording
 from tests.dashboard import publish as pub
 from tests.dashboard.conftest import app, connection_of, wait_until

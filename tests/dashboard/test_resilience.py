@@ -7,8 +7,8 @@ import threading
 
 import pytest
 
-from imu_har.broker import MosquittoBroker, free_port
-from imu_har.mqtt_tools import connect
+from imu_har.ops.broker import MosquittoBroker, free_port
+from imu_har.runtime.client import connect
 from services.dashboard import ui
 from tests.dashboard import publish as pub
 from tests.dashboard.conftest import app, connection_of, wait_until

@@ -7,7 +7,7 @@ import threading
 
 import numpy as np
 
-from imu_har.commands import RecorderReply
+from imu_har.protocol.commands import RecorderReply
 from services.dashboard import charts, recording
 from services.dashboard.store import Limits, Store
 from tests.dashboard import publish as pub

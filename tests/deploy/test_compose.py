@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
-from imu_har.cli import COMMANDS
+from imu_har.ops.cli import commands
 
 ROOT = Path(__file__).resolve().parents[2]
 VAR = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}")
@@ -165,7 +165,7 @@ def test_volumes_persist_recordings_and_models() -> None:
 
 def _help(subcommand: str) -> str:
     result = subprocess.run(
-        [sys.executable, "-m", "imu_har.cli", subcommand, "--help"],
+        [sys.executable, "-m", "imu_har.ops.cli", subcommand, "--help"],
         capture_output=True, text=True, timeout=120, check=False, cwd=ROOT,
     )  # fmt: skip
     assert result.returncode == 0, f"har {subcommand} --help failed:\n{result.stderr[-2000:]}"
@@ -176,8 +176,8 @@ def _help(subcommand: str) -> str:
                                      "recorder", "dashboard", "trainer"])  # fmt: skip
 def test_each_service_runs_a_real_har_subcommand_with_known_flags(service: str) -> None:
     command = [interpolate(part, env_example()) for part in har_services()[service]["command"]]
-    assert command[0] == "har" and command[1] in COMMANDS, command
-    module = COMMANDS[command[1]][0]
+    assert command[0] == "har" and command[1] in commands(), command
+    module = commands()[command[1]].module
     if (
         importlib.util.find_spec(module.rsplit(".", 1)[0]) is None
         or not (ROOT / (module.replace(".", "/") + ".py")).exists()

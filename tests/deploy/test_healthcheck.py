@@ -14,8 +14,8 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 
-from imu_har.broker import MosquittoBroker, free_port
-from imu_har.messages import ServiceStatus
+from imu_har.ops.broker import MosquittoBroker, free_port
+from imu_har.protocol.messages import ServiceStatus
 
 pytestmark = pytest.mark.broker
 SCRIPT = Path(__file__).resolve().parents[2] / "deploy" / "healthcheck.py"

@@ -7,7 +7,6 @@ and warns which ones it could not cover yet.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
@@ -21,17 +20,17 @@ from pathlib import Path
 import psutil
 import pytest
 
-from imu_har.broker import free_port
-from imu_har.cli import COMMANDS
-from imu_har.supervisor import SERVICES, resolve_model
+from imu_har.ops.broker import free_port
+from imu_har.ops.cli import commands
+from imu_har.ops.supervisor import SERVICES, resolve_model
 
 pytestmark = [pytest.mark.slow, pytest.mark.broker]
-HAR = [sys.executable, "-m", "imu_har.cli"]
+HAR = [sys.executable, "-m", "imu_har.ops.cli"]
 
 
 def present_services() -> list[str]:
     """Services whose module exists (and, for the classifier, a default model)."""
-    names = [n for n in SERVICES if importlib.util.find_spec(COMMANDS[n][0]) is not None]
+    names = [n for n in SERVICES if commands()[n].installed()]
     if "classifier" in names and resolve_model(None) is None:
         names.remove("classifier")
     missing = sorted(set(SERVICES) - set(names))

@@ -23,7 +23,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-from imu_har.broker import find_mosquitto, free_port
+from imu_har.ops.broker import find_mosquitto, free_port
 
 pytestmark = pytest.mark.broker
 ROOT = Path(__file__).resolve().parents[2]

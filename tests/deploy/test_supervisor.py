@@ -6,7 +6,7 @@ import argparse
 
 import pytest
 
-from imu_har.supervisor import RestartPolicy, State, Supervisor, build_parser, plan
+from imu_har.ops.supervisor import RestartPolicy, State, Supervisor, build_parser, plan
 
 
 def test_backoff_doubles_up_to_the_cap() -> None:

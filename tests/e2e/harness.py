@@ -30,9 +30,9 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from imu_har.broker import MosquittoBroker
-from imu_har.messages import GroundTruth, Prediction, ServiceStatus
-from imu_har.mqtt_tools import connect
+from imu_har.ops.broker import MosquittoBroker
+from imu_har.protocol.messages import GroundTruth, Prediction, ServiceStatus
+from imu_har.runtime.client import connect
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_MODEL = REPO / "models" / "default"
@@ -58,7 +58,7 @@ class Service:
     process: subprocess.Popen[bytes] | None = None
 
     def start(self, port: int) -> None:
-        cmd = [sys.executable, "-m", "imu_har.cli", self.name, *self.args]
+        cmd = [sys.executable, "-m", "imu_har.ops.cli", self.name, *self.args]
         cmd += ["--mqtt-port", str(port), "--status-interval", "0.5"]
         env = {k: v for k, v in os.environ.items() if not k.startswith("HAR_")}
         with self.log.open("ab") as log:

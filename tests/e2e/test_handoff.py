@@ -11,10 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from imu_har.codec import Frame, encode_frame
-from imu_har.commands import StartRecording, StopRecording
-from imu_har.messages import Prediction
-from imu_har.simulation import WearableFleet, WearerProfile
+from imu_har.protocol.codec import Frame, encode_frame
+from imu_har.protocol.commands import StartRecording, StopRecording
+from imu_har.protocol.messages import Prediction
+from imu_har.sim.simulation import WearableFleet, WearerProfile
 from services.recorder.core import Recorder, RecorderConfig
 from training.api import load_windows
 from training.params import TrainParams

@@ -27,7 +27,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from imu_har.broker import MosquittoBroker, free_port
+from imu_har.ops.broker import MosquittoBroker, free_port
 from tests.e2e.harness import DEFAULT_MODEL, Observer, persistent_broker, running_system
 
 pytestmark = [pytest.mark.slow, pytest.mark.broker]
@@ -91,7 +91,7 @@ def test_broker_restart_services_reconnect_and_recording_loses_nothing(tmp_path:
 def test_killed_classifier_is_restarted_by_har_up_and_predictions_resume(tmp_path: Path) -> None:
     status_file = tmp_path / "status.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith("HAR_")}
-    cmd = [sys.executable, "-m", "imu_har.cli", "up", "--devices", "2", "--no-dashboard"]
+    cmd = [sys.executable, "-m", "imu_har.ops.cli", "up", "--devices", "2", "--no-dashboard"]
     cmd += ["--no-recorder", "--model", str(DEFAULT_MODEL), "--status-file", str(status_file)]
     cmd += ["--restart-delay", "0.5", "--mqtt-port", str(free_port())]
     log = (tmp_path / "up.log").open("wb")

@@ -58,7 +58,7 @@ SCHEDULE = "Squat:15,Pushup:15,Jumping:15,Situp:15"
 DEVICES = ["sim-001", "sim-002", "sim-003"]
 MIN_ACCURACY = 0.80
 RECORDED = "sim-001"
-HAR = [sys.executable, "-m", "imu_har.cli"]
+HAR = [sys.executable, "-m", "imu_har.ops.cli"]
 TRAIN_ARGS = ["--epochs", "2", "--units", "8", "--layers", "1", "--window", "50", "--hop", "10"]
 TRAIN_ARGS += ["--rate", "25", "--name", "e2e", "--quiet"]
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from bleak import BleakClient, BleakScanner
 
-from imu_har.codec import decode_frame
+from imu_har.protocol.codec import decode_frame
 from services.ble_gateway import packets
 from services.ble_gateway.ble import BleDeviceConfig, BleSource, parse_device_spec
 from services.ble_gateway.core import GatewayCore

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from imu_har.codec import decode_frame
-from imu_har.errors import PayloadError
+from imu_har.protocol.codec import decode_frame
+from imu_har.protocol.errors import PayloadError
 from services.ble_gateway import packets
 from services.ble_gateway.core import DeviceLink, GatewayCore
 

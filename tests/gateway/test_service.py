@@ -10,11 +10,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from imu_har.codec import decode_frame, decode_window
-from imu_har.messages import DeviceStatus, GroundTruth, ServiceStatus
-from imu_har.mqtt_tools import Collector
-from imu_har.runtime import ServiceRuntime
-from imu_har.simulation import synthetic_recordings
+from imu_har.protocol.codec import decode_frame, decode_window
+from imu_har.protocol.messages import DeviceStatus, GroundTruth, ServiceStatus
+from imu_har.runtime.client import Collector
+from imu_har.runtime.service import ServiceRuntime
+from imu_har.sim.simulation import synthetic_recordings
 from services.ble_gateway.app import GatewayService, GatewaySettings, main
 from services.ble_gateway.replay import build_tracks
 from services.windower.app import WindowerService, WindowerSettings

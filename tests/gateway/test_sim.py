@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from imu_har.codec import MAX_FRAME_SAMPLES, Frame, decode_frame
-from imu_har.messages import GroundTruth
+from imu_har.protocol.codec import MAX_FRAME_SAMPLES, Frame, decode_frame
+from imu_har.protocol.messages import GroundTruth
 from services.ble_gateway import packets
 from services.ble_gateway.core import GatewayCore
 from services.ble_gateway.gateway import Gateway

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from imu_har.codec import DEFAULT_CHANNELS
-from imu_har.simulation import (
+from imu_har.protocol.codec import DEFAULT_CHANNELS
+from imu_har.sim.simulation import (
     ACTIVITIES,
     REST,
     WearableFleet,

@@ -8,7 +8,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as ds
 
-from imu_har.codec import Frame, encode_frame
+from imu_har.protocol.codec import Frame, encode_frame
 
 
 def make_frame(

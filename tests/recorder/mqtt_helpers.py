@@ -10,9 +10,9 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from imu_har import topics
-from imu_har.messages import DeviceStatus
-from imu_har.mqtt_tools import Collector
+from imu_har.protocol import topics
+from imu_har.protocol.messages import DeviceStatus
+from imu_har.runtime.client import Collector
 from tests.recorder.helpers import make_frame
 
 

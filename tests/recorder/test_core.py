@@ -12,10 +12,10 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from imu_har.commands import StartRecording, StopRecording
-from imu_har.errors import PayloadError
-from imu_har.messages import Prediction
-from imu_har.windowing import DeviceClock
+from imu_har.protocol.commands import StartRecording, StopRecording
+from imu_har.protocol.errors import PayloadError
+from imu_har.protocol.messages import Prediction
+from imu_har.windowing.clock import DeviceClock
 from services.recorder.core import CommandError, Recorder, RecorderConfig
 from services.recorder.segments import read_segment
 from tests.recorder.helpers import expected_rows, make_frame, read_recordings, recorded_rows

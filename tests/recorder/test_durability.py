@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from imu_har.broker import MosquittoBroker
-from imu_har.mqtt_tools import Collector, connect
+from imu_har.ops.broker import MosquittoBroker
+from imu_har.runtime.client import Collector, connect
 from tests.recorder.helpers import expected_rows, make_frame, read_recordings, recorded_rows
 from tests.recorder.mqtt_helpers import Requester, publish_frames
 

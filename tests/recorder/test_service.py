@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from paho.mqtt.enums import MQTTProtocolVersion
 
-from imu_har.mqtt_tools import Collector, connect
+from imu_har.runtime.client import Collector, connect
 from services.recorder.app import RecorderService, RecorderSettings, config_from, make_runtime
 from services.recorder.core import Recorder
 from tests.recorder.helpers import expected_rows, make_frame, read_recordings, recorded_rows

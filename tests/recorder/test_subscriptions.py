@@ -18,8 +18,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from imu_har.broker import MosquittoBroker
-from imu_har.mqtt_tools import connect
+from imu_har.ops.broker import MosquittoBroker
+from imu_har.runtime.client import connect
 from services.recorder.app import RecorderService, make_runtime
 from tests.recorder.helpers import expected_rows, make_frame, read_recordings, recorded_rows
 from tests.recorder.mqtt_helpers import Requester, announce, publish_frames

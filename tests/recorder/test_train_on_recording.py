@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from imu_har.cli import main as har
-from imu_har.codec import Frame, encode_frame
-from imu_har.commands import StartRecording, StopRecording
-from imu_har.simulation import WearableSimulator
+from imu_har.ops.cli import main as har
+from imu_har.protocol.codec import Frame, encode_frame
+from imu_har.protocol.commands import StartRecording, StopRecording
+from imu_har.sim.simulation import WearableSimulator
 from services.recorder.core import Recorder, RecorderConfig
 
 pytestmark = [pytest.mark.tf, pytest.mark.slow]

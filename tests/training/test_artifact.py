@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from imu_har.model_spec import KERAS_FILE, ONNX_FILE, SPEC_FILE, TFLITE_FILE
-from imu_har.simulation import synthetic_recordings
+from imu_har.protocol.model_spec import KERAS_FILE, ONNX_FILE, SPEC_FILE, TFLITE_FILE
+from imu_har.sim.simulation import synthetic_recordings
 from training.api import load_windows
 from training.artifact import load_artifact, load_keras_model, read_spec, save_artifact
 from training.cli import evaluate_main, train_main

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from imu_har.simulation import synthetic_recordings
+from imu_har.sim.simulation import synthetic_recordings
 from training.api import check_trainable, load_windows
 from training.cli import evaluate_main, train_main, tune_main
 from training.errors import DataError

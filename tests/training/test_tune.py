@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from imu_har.simulation import synthetic_recordings
+from imu_har.sim.simulation import synthetic_recordings
 from training.params import TrainParams, load_params
 from training.tune import BEST_FILE, LOG_FILE, TRIALS_FILE, tune
 

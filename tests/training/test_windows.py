@@ -6,9 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from imu_har.codec import DEFAULT_CHANNELS, Frame
-from imu_har.simulation import WearableSimulator, synthetic_recordings
-from imu_har.windowing import DeviceClock, WindowSpec
+from imu_har.protocol.codec import DEFAULT_CHANNELS, Frame
+from imu_har.sim.simulation import WearableSimulator, synthetic_recordings
+from imu_har.windowing.clock import DeviceClock
+from imu_har.windowing.windows import WindowSpec
 from services.windower.core import Windower
 from training.data import read_table, resolve_layout
 from training.evaluation import grouped_folds, metrics

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from imu_har.codec import Frame
-from imu_har.errors import PayloadError
-from imu_har.windowing import DeviceClock, WindowSpec, cut_windows
+from imu_har.protocol.codec import Frame
+from imu_har.protocol.errors import PayloadError
+from imu_har.windowing.clock import DeviceClock
+from imu_har.windowing.windows import WindowSpec, cut_windows
 from services.windower.core import Windower
 
 

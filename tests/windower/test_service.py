@@ -12,11 +12,12 @@ from collections import defaultdict
 import numpy as np
 import pytest
 
-from imu_har.codec import Frame, decode_window, encode_frame
-from imu_har.messages import ServiceStatus
-from imu_har.mqtt_tools import Collector, connect
-from imu_har.runtime import ServiceRuntime
-from imu_har.windowing import DeviceClock, WindowSpec, cut_windows
+from imu_har.protocol.codec import Frame, decode_window, encode_frame
+from imu_har.protocol.messages import ServiceStatus
+from imu_har.runtime.client import Collector, connect
+from imu_har.runtime.service import ServiceRuntime
+from imu_har.windowing.clock import DeviceClock
+from imu_har.windowing.windows import WindowSpec, cut_windows
 from services.windower.app import WindowerService, WindowerSettings
 
 pytestmark = pytest.mark.broker

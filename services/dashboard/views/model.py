@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from imu_har import topics
+from imu_har.protocol import topics
 from services.dashboard import charts, ui
 
 config = ui.settings()

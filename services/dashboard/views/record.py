@@ -5,8 +5,8 @@ import time
 import streamlit as st
 from pydantic import ValidationError
 
-from imu_har import topics
-from imu_har.commands import CommandReply, StartRecording, StopRecording
+from imu_har.protocol import topics
+from imu_har.protocol.commands import CommandReply, StartRecording, StopRecording
 from services.dashboard import recording, ui
 
 config = ui.settings()

@@ -16,8 +16,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from imu_har.errors import PayloadError
-from imu_har.topics import validate_device_id
+from imu_har.protocol.errors import PayloadError
+from imu_har.protocol.topics import validate_device_id
 
 VERSION = 1
 KIND_FRAME = ord("F")

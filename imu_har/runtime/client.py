@@ -15,8 +15,8 @@ from collections.abc import Callable
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-from imu_har.fastrecv import FastReceiveClient, PublishBatch
-from imu_har.settings import MqttSettings
+from imu_har.runtime.fastrecv import FastReceiveClient, PublishBatch
+from imu_har.runtime.settings import MqttSettings
 
 
 def connect(
@@ -32,7 +32,7 @@ def connect(
     """A connected client with its network loop running; raises if it cannot connect.
 
     With ``on_publishes``, plain publishes arrive there in batches instead of
-    through ``on_message`` (:class:`~imu_har.fastrecv.FastReceiveClient`).
+    through ``on_message`` (:class:`~imu_har.runtime.fastrecv.FastReceiveClient`).
     """
     client = FastReceiveClient(
         CallbackAPIVersion.VERSION2,
@@ -55,7 +55,7 @@ def connect(
 def make_client(settings: MqttSettings, client_id: str, manual_ack: bool = False) -> mqtt.Client:
     """A paho v5 client (not connected) with the settings' credentials and TLS applied.
 
-    It is a :class:`~imu_har.fastrecv.FastReceiveClient`: it acts like paho's own
+    It is a :class:`~imu_har.runtime.fastrecv.FastReceiveClient`: it acts like paho's own
     until its ``on_publishes`` is set.
     """
     client = FastReceiveClient(

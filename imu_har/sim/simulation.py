@@ -3,7 +3,7 @@
 Used by the gateway's ``--source sim``, by training tests and the demo model,
 and by end-to-end tests. The physics (postures, cadences, sensor model, wearer
 profiles, the vectorized :class:`WearableFleet`) lives in
-:mod:`imu_har.wearable` and is re-exported here; this module adds the
+:mod:`imu_har.sim.wearable` and is re-exported here; this module adds the
 single-device :class:`WearableSimulator`, exercise schedules and labelled
 synthetic datasets. Units are the default ones: g, deg/s, uT. Generating a
 stream in chunks gives exactly the same samples as generating it at once.
@@ -16,8 +16,8 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import pyarrow as pa
 
-from imu_har.codec import DEFAULT_CHANNELS
-from imu_har.wearable import (
+from imu_har.protocol.codec import DEFAULT_CHANNELS
+from imu_har.sim.wearable import (
     ACTIVITIES,
     LABELS,
     REST,

@@ -23,8 +23,8 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from imu_har.logs import configure_logging
-from imu_har.topics import DEFAULT_ROOT, validate_root
+from imu_har.protocol.topics import DEFAULT_ROOT, validate_root
+from imu_har.runtime.logs import configure_logging
 
 ENV_PREFIX = "HAR_"
 S = TypeVar("S", bound="MqttSettings")
@@ -47,7 +47,7 @@ class MqttSettings(BaseModel):
     mqtt_keepalive: int = Field(default=30, ge=5, le=3600, description="Keepalive seconds")
     mqtt_nodelay: bool = Field(default=True, description="TCP_NODELAY on the broker socket")
     mqtt_fast_receive: bool = Field(
-        default=True, description="Read many messages per system call (imu_har.fastrecv)"
+        default=True, description="Read many messages per system call (imu_har.runtime.fastrecv)"
     )
     client_id: str | None = Field(default=None, description="MQTT client id (default: generated)")
     topic_root: str = Field(default=DEFAULT_ROOT, description="Root of every topic")

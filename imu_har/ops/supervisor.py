@@ -4,7 +4,7 @@ Nothing here starts processes or talks to a broker: :func:`plan` turns the
 command line into the services' ``har`` arguments, and :class:`Supervisor` is
 told what happened (``started``, ``exited``, ``online``) with explicit times and
 answers what to do next (``due`` restarts), so the policy is testable without
-processes. :mod:`imu_har.launcher` is the I/O shell around it.
+processes. :mod:`imu_har.ops.launcher` is the I/O shell around it.
 """
 
 from __future__ import annotations
@@ -230,7 +230,7 @@ def resolve_model(given: Path | None) -> Path | None:
     """The model directory to serve: ``given``, else models/default here or in the repo."""
     if given is not None:
         return given
-    for base in (Path.cwd(), Path(__file__).resolve().parents[1]):
+    for base in (Path.cwd(), Path(__file__).resolve().parents[2]):
         if (base / DEFAULT_MODEL / "spec.json").is_file():
             return base / DEFAULT_MODEL
     return None

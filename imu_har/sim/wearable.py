@@ -1,7 +1,7 @@
 """The physics of the wearable simulator: a chest-worn 9-axis IMU doing exercises.
 
 Pure numpy (no TensorFlow, bleak or Streamlit), vectorized over wearers by
-:class:`WearableFleet`. The public entry point is :mod:`imu_har.simulation`,
+:class:`WearableFleet`. The public entry point is :mod:`imu_har.sim.simulation`,
 which re-exports everything public here and adds schedules and datasets. The
 physics is deliberately simple but consistent:
 

@@ -24,14 +24,15 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from imu_har import __version__, topics
-from imu_har.batchpub import publish_batch
-from imu_har.counters import CounterSet
-from imu_har.fastrecv import FastReceiveClient, RawPublish
-from imu_har.inbox import Inbound, Inbox
-from imu_har.messages import Message, ServiceStatus
-from imu_har.mqtt_tools import make_client
-from imu_har.settings import MqttSettings
+from imu_har import __version__
+from imu_har.protocol import topics
+from imu_har.protocol.messages import Message, ServiceStatus
+from imu_har.runtime.batchpub import publish_batch
+from imu_har.runtime.client import make_client
+from imu_har.runtime.counters import CounterSet
+from imu_har.runtime.fastrecv import FastReceiveClient, RawPublish
+from imu_har.runtime.inbox import Inbound, Inbox
+from imu_har.runtime.settings import MqttSettings
 
 __all__ = ["Handler", "Inbound", "ServiceRuntime"]
 logger = logging.getLogger(__name__)

@@ -13,10 +13,10 @@ from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from imu_har import topics
-from imu_har.errors import PayloadError
-from imu_har.messages import Message
-from imu_har.topics import TopicTemplate
+from imu_har.protocol import topics
+from imu_har.protocol.errors import PayloadError
+from imu_har.protocol.messages import Message
+from imu_har.protocol.topics import TopicTemplate
 
 SPEC_FILE = "spec.json"
 SPEC_FORMAT = 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from imu_har.messages import Counters
+from imu_har.protocol.messages import Counters
 
 LOG_EVERY_SECONDS = 5.0
 

@@ -5,7 +5,7 @@ no ``HAR_MQTT_HOST``), then gateway, windower, classifier, recorder and
 dashboard. Each child's output is prefixed with its name; a service counts as
 online when it publishes its retained ``<root>/service/<name>/status`` with
 ``state=online`` (the dashboard: when its HTTP health endpoint answers). A
-crashed service is restarted with exponential backoff (:mod:`imu_har.supervisor`);
+crashed service is restarted with exponential backoff (:mod:`imu_har.ops.supervisor`);
 Ctrl-C or SIGTERM stops everything: SIGTERM to each child's process group, a
 grace period, SIGKILL, then the broker.
 """
@@ -13,7 +13,6 @@ grace period, SIGKILL, then the broker.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import queue
@@ -27,8 +26,8 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
-from imu_har.broker import MosquittoBroker, free_port
-from imu_har.supervisor import (
+from imu_har.ops.broker import MosquittoBroker, free_port
+from imu_har.ops.supervisor import (
     DEFAULT_MODEL,
     STATUS_ALIASES,
     RestartPolicy,
@@ -46,7 +45,7 @@ _CHILD_SHIM = (
     "try: ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)\n"
     "except Exception: pass\n"
     "if os.getppid() != int(sys.argv[1]): sys.exit(1)\n"
-    "os.execv(sys.executable, [sys.executable, '-m', 'imu_har.cli', *sys.argv[2:]])\n"
+    "os.execv(sys.executable, [sys.executable, '-m', 'imu_har.ops.cli', *sys.argv[2:]])\n"
 )
 # A sleeping guard that stops the private broker (argv[2]) when the launcher dies.
 _BROKER_GUARD = (
@@ -74,9 +73,9 @@ class StatusWatcher:
     """Subscribes to every service status; queues ``(name, started_at)`` of online reports."""
 
     def __init__(self, env: dict[str, str]) -> None:
-        from imu_har.messages import ServiceStatus
-        from imu_har.mqtt_tools import connect_settings
-        from imu_har.settings import MqttSettings, load_settings
+        from imu_har.protocol.messages import ServiceStatus
+        from imu_har.runtime.client import connect_settings
+        from imu_har.runtime.settings import MqttSettings, load_settings
 
         settings = load_settings(MqttSettings, [], prog="har up", env=env)
         self.online: queue.SimpleQueue[tuple[str, float]] = queue.SimpleQueue()
@@ -287,20 +286,17 @@ def _http_ok(url: str) -> bool:
 
 
 def _available(name: str) -> bool:
-    from imu_har.cli import COMMANDS
+    from imu_har.ops.cli import commands
 
-    module = COMMANDS[name][0]
-    try:
-        found = importlib.util.find_spec(module) is not None
-    except ModuleNotFoundError:
-        found = False
-    if not found:
-        say("up", f"{name} not started: {module} is not installed in this checkout")
-    return found
+    command = commands().get(name)
+    if command is None or not command.installed():
+        say("up", f"{name} not started: its command is not installed in this checkout")
+        return False
+    return True
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``har up``."""
+    """``har up``: start the whole system, supervised."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.devices < 1:

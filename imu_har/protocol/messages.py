@@ -17,9 +17,9 @@ from pydantic import (
     ValidationError,
 )
 
-from imu_har import topics
-from imu_har.errors import PayloadError
-from imu_har.topics import TopicTemplate, validate_device_id
+from imu_har.protocol import topics
+from imu_har.protocol.errors import PayloadError
+from imu_har.protocol.topics import TopicTemplate, validate_device_id
 
 MAX_JSON_BYTES = 256 * 1024
 

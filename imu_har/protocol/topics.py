@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from imu_har.errors import PayloadError
+from imu_har.protocol.errors import PayloadError
 
 DEFAULT_ROOT = "har"
 MAX_DEVICE_ID_LENGTH = 64

@@ -12,10 +12,10 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import AfterValidator, Field, TypeAdapter, ValidationError, model_validator
 
-from imu_har import topics
-from imu_har.errors import PayloadError
-from imu_har.messages import MAX_JSON_BYTES, DeviceId, Message
-from imu_har.topics import TopicTemplate
+from imu_har.protocol import topics
+from imu_har.protocol.errors import PayloadError
+from imu_har.protocol.messages import MAX_JSON_BYTES, DeviceId, Message
+from imu_har.protocol.topics import TopicTemplate
 
 MAX_COMMAND_BYTES = 16 * 1024
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _\-]{0,63}$")

@@ -1,0 +1,3 @@
+"""The simulator: simulated wearers and their exercises (physics in ``wearable``,
+schedules and streams in ``simulation``).
+"""
