@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 PYTHON  ?= python3
 ARGS    ?=
 
-.PHONY: run test check lint typecheck venv system system-test firmware-test model bench clean
+.PHONY: run test test-fast check lint typecheck venv system system-test firmware-test model bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ run: venv system
 ## Run the whole test suite (unit, broker integration, TensorFlow, browser, firmware).
 test: venv system-test
 	$(PY) -m pytest $(ARGS)
+
+## The inner loop: pure cores and broker tests, no TensorFlow, no browser, no slow system runs.
+test-fast: venv system
+	$(PY) -m pytest -m "not tf and not browser and not slow" -q $(ARGS)
 
 ## Lint and type-check.
 check: lint typecheck

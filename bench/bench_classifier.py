@@ -276,35 +276,35 @@ def main() -> None:
                 run(int(args.sustained_rate * args.sustained_seconds), args.sustained_rate),
             )
 
-        for batch in args.batches:
-            rows.append(
-                measure(
-                    f"classifier max_batch={batch}",
-                    [*light, "--max-batch", str(batch)],
-                    broker,
-                    client,
-                    receiver,
-                    phases,
-                    f"{args.steady_rate:g}/s",
-                    shape,
-                    args.devices,
-                )
+        rows.extend(
+            measure(
+                f"classifier max_batch={batch}",
+                [*light, "--max-batch", str(batch)],
+                broker,
+                client,
+                receiver,
+                phases,
+                f"{args.steady_rate:g}/s",
+                shape,
+                args.devices,
             )
-        for replicas in args.replicas:
-            rows.append(
-                measure(
-                    f"{replicas} classifiers, shared subscription, max_batch=256",
-                    [*light, "--max-batch", "256"],
-                    broker,
-                    client,
-                    receiver,
-                    phases,
-                    f"{args.steady_rate:g}/s",
-                    shape,
-                    args.devices,
-                    replicas,
-                )
+            for batch in args.batches
+        )
+        rows.extend(
+            measure(
+                f"{replicas} classifiers, shared subscription, max_batch=256",
+                [*light, "--max-batch", "256"],
+                broker,
+                client,
+                receiver,
+                phases,
+                f"{args.steady_rate:g}/s",
+                shape,
+                args.devices,
+                replicas,
             )
+            for replicas in args.replicas
+        )
         if not args.no_baseline:
             baseline = ["-m", "bench.bench_classifier", "--baseline-service", str(args.model)]
             rows.append(

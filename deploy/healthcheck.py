@@ -73,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             problem = check_http(args.http, args.timeout)
         else:
             problem = check_status(args.service, args.max_age, args.timeout)
-    except Exception as exc:  # any failure is "unhealthy", with a reason
+    except Exception as exc:  # noqa: BLE001 (any failure is "unhealthy", with a reason)
         problem = f"{type(exc).__name__}: {exc}"
     if problem:
         print(f"unhealthy: {problem}", file=sys.stderr)

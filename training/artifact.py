@@ -51,7 +51,7 @@ class Artifact:
         return np.asarray(self.model.predict(np.asarray(x, np.float32), verbose=0))
 
 
-def content_hash(model, spec_core: dict[str, Any]) -> str:  # type: ignore[no-untyped-def]
+def content_hash(model, spec_core: dict[str, Any]) -> str:
     """Hex digest of the weights and the spec fields that define the model."""
     digest = hashlib.sha256(json.dumps(spec_core, sort_keys=True, default=str).encode())
     for weight in model.get_weights():
@@ -119,7 +119,7 @@ def save_artifact(
     return spec
 
 
-def _check_inputs(x: np.ndarray | None, window: int, mean, std) -> np.ndarray:  # type: ignore[no-untyped-def]
+def _check_inputs(x: np.ndarray | None, window: int, mean, std) -> np.ndarray:
     if x is not None and len(x):
         return np.asarray(x[:16], dtype=np.float32)
     rng = np.random.default_rng(0)
@@ -127,7 +127,7 @@ def _check_inputs(x: np.ndarray | None, window: int, mean, std) -> np.ndarray:  
     return (np.asarray(mean) + noise * np.asarray(std)).astype(np.float32)
 
 
-def _parity(model, work: Path, x: np.ndarray) -> dict[str, float]:  # type: ignore[no-untyped-def]
+def _parity(model, work: Path, x: np.ndarray) -> dict[str, float]:
     ref = model.predict(x, verbose=0)
     diffs = {
         "onnx": float(np.max(np.abs(onnx_predict(work / ONNX_FILE, x) - ref))),
@@ -147,7 +147,7 @@ def read_spec(model_dir: str | Path) -> ModelSpec:
         raise ArtifactError(str(exc)) from exc
 
 
-def load_keras_model(model_dir: str | Path):  # type: ignore[no-untyped-def]
+def load_keras_model(model_dir: str | Path):
     """Load ``model.keras`` (``safe_mode=True``) and check it against ``spec.json``."""
     return load_artifact(model_dir).model
 

@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 ONNX_OPSET = 17
 
 
-def _copy(model, params: TrainParams, mean, std, unroll: bool):  # type: ignore[no-untyped-def]
+def _copy(model, params: TrainParams, mean, std, unroll: bool):
     n_channels = int(model.input_shape[-1])
     n_labels = int(model.output_shape[-1])
     clone = build_model(params, n_channels, n_labels, mean, std, unroll=unroll)
@@ -38,14 +38,14 @@ def _copy(model, params: TrainParams, mean, std, unroll: bool):  # type: ignore[
     return clone
 
 
-def _signature(model):  # type: ignore[no-untyped-def]
+def _signature(model):
     import tensorflow as tf
 
     window, channels = int(model.input_shape[1]), int(model.input_shape[2])
     return [tf.TensorSpec([None, window, channels], tf.float32, name=INPUT_NAME)]
 
 
-def export_onnx(model, params: TrainParams, mean, std, path: Path) -> None:  # type: ignore[no-untyped-def]
+def export_onnx(model, params: TrainParams, mean, std, path: Path) -> None:
     """Write ``model`` as ONNX to ``path``."""
     import tensorflow as tf
     import tf2onnx
@@ -57,7 +57,7 @@ def export_onnx(model, params: TrainParams, mean, std, path: Path) -> None:  # t
     signature = _signature(clone)
 
     @tf.function(input_signature=signature)
-    def serve(window):  # type: ignore[no-untyped-def]
+    def serve(window):
         return {OUTPUT_NAME: clone(window, training=False)}
 
     tf2onnx.convert.from_function(
@@ -65,7 +65,7 @@ def export_onnx(model, params: TrainParams, mean, std, path: Path) -> None:  # t
     )
 
 
-def export_tflite(model, params: TrainParams, mean, std, path: Path) -> None:  # type: ignore[no-untyped-def]
+def export_tflite(model, params: TrainParams, mean, std, path: Path) -> None:
     """Write ``model`` as TFLite (builtin ops only) to ``path``."""
     import keras
     import tensorflow as tf

@@ -86,7 +86,7 @@ def predict(model: Any, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
     return np.asarray(model.predict(x.astype(np.float32), batch_size=batch_size, verbose=0))
 
 
-def _epoch_logger():  # type: ignore[no-untyped-def]
+def _epoch_logger():
     import keras
 
     class EpochLog(keras.callbacks.Callback):
@@ -104,5 +104,5 @@ def _epoch_logger():  # type: ignore[no-untyped-def]
     return EpochLog
 
 
-def _EpochLog(epochs: int, sink: Progress):  # type: ignore[no-untyped-def]
+def _EpochLog(epochs: int, sink: Progress):
     return _epoch_logger()(epochs, sink)

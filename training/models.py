@@ -42,7 +42,7 @@ def build_model(
     *,
     unroll: bool = False,
     serving: bool = True,
-):  # type: ignore[no-untyped-def]
+):
     """Build (not compile) a model; ``serving=False`` gives the training head of ``original``."""
     import keras
 
@@ -76,7 +76,7 @@ def build_model(
     return keras.Model(inp, out, name=params.arch)
 
 
-def compile_model(model, params: TrainParams) -> None:  # type: ignore[no-untyped-def]
+def compile_model(model, params: TrainParams) -> None:
     """Adam + the loss the architecture trains with."""
     import keras
 
@@ -86,7 +86,7 @@ def compile_model(model, params: TrainParams) -> None:  # type: ignore[no-untype
     )
 
 
-def _bilstm(keras, x, params: TrainParams, unroll: bool):  # type: ignore[no-untyped-def]
+def _bilstm(keras, x, params: TrainParams, unroll: bool):
     h = x
     for i in range(params.layers):
         last = i == params.layers - 1
@@ -95,7 +95,7 @@ def _bilstm(keras, x, params: TrainParams, unroll: bool):  # type: ignore[no-unt
     return h
 
 
-def _stats(keras, x, window: int):  # type: ignore[no-untyped-def]
+def _stats(keras, x, window: int):
     """Per-channel mean, variance, max and min over time, from built-in layers."""
     L = keras.layers
     mean = L.GlobalAveragePooling1D(name="stat_mean")(x)
@@ -106,7 +106,7 @@ def _stats(keras, x, window: int):  # type: ignore[no-untyped-def]
     return [mean, var, top, low]
 
 
-def _cnn(keras, x, params: TrainParams):  # type: ignore[no-untyped-def]
+def _cnn(keras, x, params: TrainParams):
     L = keras.layers
     h = x
     for _ in range(params.layers):

@@ -69,7 +69,7 @@ def point_params(point: dict[str, Any]) -> TrainParams:
     return TrainParams(**fields, dropout=float(point["dropout"]), lr=float(point["lr"]))
 
 
-def _windows(data: dict[str, Any], params: TrainParams):  # type: ignore[no-untyped-def]
+def _windows(data: dict[str, Any], params: TrainParams):
     from training.api import load_windows
 
     key = json.dumps([data, params.window, params.hop, params.rate], sort_keys=True)
@@ -148,12 +148,12 @@ def tune(
     return _write_results(history, out)
 
 
-def _load_trials(path: Path):  # type: ignore[no-untyped-def]
+def _load_trials(path: Path):
     import pickle
 
     try:
         with path.open("rb") as f:
-            return pickle.load(f)
+            return pickle.load(f)  # noqa: S301 (the user's own --out trials file)
     except Exception as exc:  # any unpickling failure: say which file
         raise DataError(f"{path} is not a readable hyperopt trials file: {exc}") from exc
 
@@ -172,7 +172,7 @@ def _describe(n: int, total: int, result: dict[str, Any]) -> str:
     )
 
 
-def _write_results(history, out: Path) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def _write_results(history, out: Path) -> dict[str, Any]:
     results = [t["result"] for t in history.trials]
     (out / LOG_FILE).write_text(json.dumps(results, indent=1) + "\n")
     ok = [r for r in results if r.get("status") == "ok"]

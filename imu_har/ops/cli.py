@@ -55,7 +55,7 @@ class Command:
 
     def load(self) -> Callable[[list[str]], int | None]:
         """Import the module and return the entry function."""
-        return getattr(importlib.import_module(self.module), self.function)  # type: ignore[no-any-return]
+        return getattr(importlib.import_module(self.module), self.function)
 
 
 @cache

@@ -38,6 +38,8 @@ from imu_har.ops.supervisor import (
     plan,
     resolve_model,
 )
+from imu_har.protocol.errors import PayloadError
+from imu_har.protocol.topics import SERVICE_STATUS
 
 # Run in the child before exec: die with the launcher even if it is SIGKILLed (Linux).
 _CHILD_SHIM = (
@@ -82,12 +84,12 @@ class StatusWatcher:
         self._parse = ServiceStatus.from_payload
         self.client = connect_settings(settings, client_id=f"har-up-{os.getpid()}")
         self.client.on_message = self._on_message
-        self.client.subscribe(f"{settings.topic_root}/service/+/status", qos=1)
+        self.client.subscribe(SERVICE_STATUS.subscription(settings.topic_root), qos=1)
 
     def _on_message(self, _c: object, _u: object, msg: object) -> None:
         try:
             status = self._parse(msg.payload)  # type: ignore[attr-defined]
-        except Exception:  # a foreign or broken status is not ours to judge
+        except PayloadError:  # a foreign or broken status is not ours to judge
             return
         if status.state == "online":
             self.online.put((STATUS_ALIASES.get(status.service, status.service), status.started_at))

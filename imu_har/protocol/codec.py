@@ -43,13 +43,13 @@ MAX_FRAME_SAMPLES = 1024
 MAX_WINDOW_SAMPLES = 4096
 MAX_RATE_HZ = 10_000.0
 MAX_PAYLOAD_BYTES = 1 << 20
-_NAME = re.compile(r"^[A-Za-z0-9_./%\-]{1,32}$")
+_NAME = re.compile(r"[A-Za-z0-9_./%\-]{1,32}")  # full match: "$" allows a trailing newline
 
-_PREFIX = struct.Struct("<BBBB")  # version, kind, flags, device id length
-_FRAME_HEAD = struct.Struct(
+PREFIX = struct.Struct("<BBBB")  # version, kind, flags, device id length
+FRAME_HEAD = struct.Struct(
     "<Iddf BH".replace(" ", "")
 )  # seq, device_time, receive_time, rate, C, N
-_WINDOW_HEAD = struct.Struct(
+WINDOW_HEAD = struct.Struct(
     "<Idddf BH".replace(" ", "")
 )  # seq, start, end, source_time, rate, C, N
 
@@ -103,7 +103,7 @@ def encode_frame(frame: Frame) -> bytes:
     if frame.device_time is not None:
         _check_time("device_time", frame.device_time)
         flags |= FLAG_DEVICE_TIME
-    head = _FRAME_HEAD.pack(
+    head = FRAME_HEAD.pack(
         frame.seq & 0xFFFFFFFF,
         frame.device_time or 0.0,
         frame.receive_time,
@@ -120,7 +120,7 @@ def encode_window(window: Window) -> bytes:
     _check_layout(window.channels, window.units)
     _check_window_times(window.start, window.end, window.source_time)
     _check_rate(window.rate)
-    head = _WINDOW_HEAD.pack(
+    head = WINDOW_HEAD.pack(
         window.seq & 0xFFFFFFFF,
         window.start,
         window.end,
@@ -135,9 +135,9 @@ def encode_window(window: Window) -> bytes:
 def decode_frame(payload: bytes) -> Frame:
     """Decode a raw-frame payload or raise :class:`PayloadError` saying what is wrong."""
     flags, device, offset = _read_prefix(payload, KIND_FRAME)
-    seq, device_time, receive_time, rate, n_ch, n = _unpack(_FRAME_HEAD, payload, offset)
+    seq, device_time, receive_time, rate, n_ch, n = _unpack(FRAME_HEAD, payload, offset)
     _check_counts(n_ch, n, MAX_FRAME_SAMPLES)
-    channels, units, offset = _read_layout(payload, offset + _FRAME_HEAD.size, flags, n_ch)
+    channels, units, offset = _read_layout(payload, offset + FRAME_HEAD.size, flags, n_ch)
     samples = _read_samples(payload, offset, n, n_ch)
     _check_time("receive_time", receive_time)
     _check_rate(rate)
@@ -159,9 +159,9 @@ def decode_frame(payload: bytes) -> Frame:
 def decode_window(payload: bytes) -> Window:
     """Decode a window payload or raise :class:`PayloadError` saying what is wrong."""
     flags, device, offset = _read_prefix(payload, KIND_WINDOW)
-    seq, start, end, source_time, rate, n_ch, n = _unpack(_WINDOW_HEAD, payload, offset)
+    seq, start, end, source_time, rate, n_ch, n = _unpack(WINDOW_HEAD, payload, offset)
     _check_counts(n_ch, n, MAX_WINDOW_SAMPLES)
-    channels, units, offset = _read_layout(payload, offset + _WINDOW_HEAD.size, flags, n_ch)
+    channels, units, offset = _read_layout(payload, offset + WINDOW_HEAD.size, flags, n_ch)
     samples = _read_samples(payload, offset, n, n_ch)
     _check_window_times(start, end, source_time)
     _check_rate(rate)
@@ -190,7 +190,7 @@ def _assemble(
     device_bytes = validate_device_id(device).encode("ascii")
     default = channels == DEFAULT_CHANNELS and units == DEFAULT_UNITS
     parts = [
-        _PREFIX.pack(
+        PREFIX.pack(
             VERSION, kind, flags | (FLAG_DEFAULT_LAYOUT if default else 0), len(device_bytes)
         ),
         device_bytes,
@@ -211,18 +211,18 @@ def _read_prefix(payload: bytes, kind: int) -> tuple[int, str, int]:
         raise PayloadError(
             "too_large", f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}"
         )
-    if len(payload) < _PREFIX.size:
+    if len(payload) < PREFIX.size:
         raise PayloadError("truncated", f"payload of {len(payload)} bytes is shorter than a header")
-    version, got_kind, flags, id_len = _PREFIX.unpack_from(payload, 0)
+    version, got_kind, flags, id_len = PREFIX.unpack_from(payload, 0)
     if version != VERSION:
         raise PayloadError("bad_version", f"payload version {version}, expected {VERSION}")
     if got_kind != kind:
         raise PayloadError("bad_kind", f"payload kind {got_kind:#x}, expected {kind:#x}")
-    end = _PREFIX.size + id_len
+    end = PREFIX.size + id_len
     if len(payload) < end:
         raise PayloadError("truncated", "payload ends inside the device id")
     try:
-        device = bytes(payload[_PREFIX.size : end]).decode("ascii")
+        device = bytes(payload[PREFIX.size : end]).decode("ascii")
     except UnicodeDecodeError as exc:
         raise PayloadError("bad_device", "device id is not ASCII") from exc
     return flags, validate_device_id(device), end
@@ -291,7 +291,7 @@ def _check_layout(channels: tuple[str, ...], units: tuple[str, ...]) -> None:
     if len(set(channels)) != len(channels):
         raise PayloadError("bad_channels", "channel names repeat")
     for name in (*channels, *units):
-        if not _NAME.match(name):
+        if not _NAME.fullmatch(name):
             raise PayloadError("bad_channels", f"channel or unit name {name[:40]!r} is not allowed")
 
 

@@ -18,7 +18,7 @@ from imu_har.protocol.messages import MAX_JSON_BYTES, DeviceId, Message
 from imu_har.protocol.topics import TopicTemplate
 
 MAX_COMMAND_BYTES = 16 * 1024
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _\-]{0,63}$")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _\-]{0,63}")  # full match: "$" allows a trailing newline
 
 
 def validate_name(value: str) -> str:
@@ -27,7 +27,7 @@ def validate_name(value: str) -> str:
     Excludes path separators, ``..``, MQTT wildcards and control characters, so
     a name can never escape the data directory or a topic level.
     """
-    if not _NAME.match(value):
+    if not isinstance(value, str) or not _NAME.fullmatch(value):
         raise ValueError(f"{value[:80]!r} must be 1-64 letters, digits, spaces, '_' or '-'")
     return value
 

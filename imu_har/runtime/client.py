@@ -7,6 +7,8 @@ for a count or a condition.
 
 from __future__ import annotations
 
+import logging
+import socket
 import threading
 import time
 import uuid
@@ -17,6 +19,8 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from imu_har.runtime.fastrecv import FastReceiveClient, PublishBatch
 from imu_har.runtime.settings import MqttSettings
+
+logger = logging.getLogger(__name__)
 
 
 def connect(
@@ -128,3 +132,13 @@ class Collector:
         """Forget what was collected so far."""
         with self._cond:
             self.messages.clear()
+
+
+def disable_nagle(client: mqtt.Client) -> None:
+    """TCP_NODELAY: small messages leave at once instead of waiting for ACKs (~40 ms)."""
+    sock = client.socket()
+    if isinstance(sock, socket.socket):
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError as exc:  # not a TCP socket (e.g. a Unix socket)
+            logger.debug("TCP_NODELAY not set: %s", exc)

@@ -18,7 +18,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import Any, Protocol, cast
+from typing import Any, cast
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
@@ -28,33 +28,16 @@ from imu_har import __version__
 from imu_har.protocol import topics
 from imu_har.protocol.messages import Message, ServiceStatus
 from imu_har.runtime.batchpub import publish_batch
-from imu_har.runtime.client import make_client
+from imu_har.runtime.client import disable_nagle, make_client
 from imu_har.runtime.counters import CounterSet
 from imu_har.runtime.fastrecv import FastReceiveClient, RawPublish
+from imu_har.runtime.handler import Handler, each, reply_target
 from imu_har.runtime.inbox import Inbound, Inbox
 from imu_har.runtime.settings import MqttSettings
+from imu_har.runtime.subscriptions import Acknowledgements
 
-__all__ = ["Handler", "Inbound", "ServiceRuntime"]
+__all__ = ["Handler", "Inbound", "ServiceRuntime", "each"]
 logger = logging.getLogger(__name__)
-
-
-class Handler(Protocol):
-    """What a service plugs into the runtime."""
-
-    def subscriptions(self) -> list[tuple[str, int]]:
-        """Topic filters and QoS to (re)subscribe on every connect."""
-
-    def handle_batch(self, messages: list[Inbound]) -> None:
-        """Process received messages (on the service thread, never paho's)."""
-
-    def tick(self, now: float) -> None:
-        """Periodic work: flush, evict, time limits."""
-
-    def details(self) -> dict[str, Any]:
-        """Service-specific state for the status topic."""
-
-    def close(self) -> None:
-        """Flush everything on shutdown."""
 
 
 class ServiceRuntime:
@@ -90,9 +73,7 @@ class ServiceRuntime:
         self._last_status = 0.0
         self._session_expiry = session_expiry
         self._clean_start = clean_start
-        self._sub_lock = threading.Lock()
-        self._sub_done: dict[int, Callable[[list[Any]], None]] = {}
-        self._connect_mid: int | None = None
+        self.acks = Acknowledgements(name, self.ready)
         self.status_topic = topics.SERVICE_STATUS.format(self.root, service=name)
         self.client = self._make_client(manual_ack)
 
@@ -106,8 +87,8 @@ class ServiceRuntime:
         client.on_message = self._on_message
         if self.settings.mqtt_fast_receive and isinstance(client, FastReceiveClient):
             client.on_publishes = self._on_publishes
-        client.on_subscribe = self._on_subscribe
-        client.on_unsubscribe = self._on_subscribe
+        client.on_subscribe = self.acks.on_ack
+        client.on_unsubscribe = self.acks.on_ack
         return client
 
     def start(self) -> None:
@@ -133,11 +114,10 @@ class ServiceRuntime:
             "%s connected to %s:%s", self.name, self.settings.mqtt_host, self.settings.mqtt_port
         )
         if self.settings.mqtt_nodelay:
-            _disable_nagle(client)
+            disable_nagle(client)
         subs = self._handler.subscriptions() if self._handler else []
         if subs:
-            with self._sub_lock:
-                self._connect_mid = client.subscribe(subs)[1]
+            self.acks.request(lambda: client.subscribe(subs), on_connect=True)
         else:
             self.ready.set()
         self.connected.set()
@@ -182,18 +162,6 @@ class ServiceRuntime:
         for message in refused:
             self.reject("queue_full", f"{message.topic}: inbox holds {self.inbox.limit} messages")
 
-    def _on_subscribe(self, _c: Any, _u: Any, mid: int, reason_codes: Any, _p: Any) -> None:
-        with self._sub_lock:
-            done = self._sub_done.pop(mid, None)
-            if mid == self._connect_mid:
-                self._connect_mid = None
-                self.ready.set()
-        if done is not None:
-            try:
-                done(list(reason_codes))
-            except Exception:  # a callback bug must not kill paho's thread
-                logger.exception("%s subscription callback failed", self.name)
-
     def subscribe(
         self,
         subs: list[tuple[str, Any]],
@@ -204,26 +172,13 @@ class ServiceRuntime:
         Returns False when not connected: the handler's :meth:`Handler.subscriptions`
         must then include ``subs`` so the next connect subscribes them.
         """
-        return self._request(lambda: self.client.subscribe(subs), done)
+        return self.acks.request(lambda: self.client.subscribe(subs), done)
 
     def unsubscribe(
         self, topic_filters: list[str], done: Callable[[list[Any]], None] | None = None
     ) -> bool:
         """Unsubscribe now (any thread); ``done(reason_codes)`` runs on UNSUBACK."""
-        return self._request(lambda: self.client.unsubscribe(topic_filters), done)
-
-    def _request(
-        self,
-        send: Callable[[], tuple[Any, int | None]],
-        done: Callable[[list[Any]], None] | None,
-    ) -> bool:
-        with self._sub_lock:  # the acknowledgement cannot be handled before ``done`` is filed
-            rc, mid = send()
-            if rc != mqtt.MQTT_ERR_SUCCESS or mid is None:
-                return False
-            if done is not None:
-                self._sub_done[mid] = done
-        return True
+        return self.acks.request(lambda: self.client.unsubscribe(topic_filters), done)
 
     # -- publishing ------------------------------------------------------------------
     def publish(
@@ -252,17 +207,19 @@ class ServiceRuntime:
         return self.publish(topic, message.to_payload(), qos=qos, retain=retain)
 
     def reply(self, request: Inbound, payload: bytes, fallback_topic: str) -> None:
-        """Answer a command: v5 response topic + correlation data, else ``fallback_topic``."""
-        props = request.properties
-        response_topic = getattr(props, "ResponseTopic", None) if props else None
-        if response_topic:
-            out = Properties(PacketTypes.PUBLISH)
-            correlation = getattr(props, "CorrelationData", None)
-            if correlation is not None:
-                out.CorrelationData = correlation
-            self.publish(response_topic, payload, qos=1, properties=out)
-        else:
-            self.publish(fallback_topic, payload, qos=1)
+        """Answer a command: v5 response topic + correlation data, else ``fallback_topic``.
+
+        A response topic that cannot be published to (see :func:`reply_target`) is
+        counted as ``bad_response_topic`` and the reply goes to the fallback topic;
+        a reply never raises into the handler.
+        """
+        topic, props, problem = reply_target(request, fallback_topic)
+        if problem:
+            self.reject("bad_response_topic", problem)
+        try:
+            self.publish(topic, payload, qos=1, properties=props)
+        except (ValueError, TypeError) as exc:  # paho refused it: count, never raise
+            self.reject("reply_failed", f"reply to {topic!r}: {exc}")
 
     def reject(self, reason: str, detail: str) -> None:
         """Count a rejected input under ``reason`` and log it (rate-limited per reason)."""
@@ -279,7 +236,7 @@ class ServiceRuntime:
         return ServiceStatus(
             service=self.name,
             instance=self.client_id,
-            state=state,  # type: ignore[arg-type]
+            state=state,
             version=__version__,
             started_at=self.started_at,
             counters=self.counters.snapshot(self.inbox.qsize()),
@@ -369,13 +326,3 @@ class ServiceRuntime:
         self.client.disconnect()
         self.client.loop_stop()
         logger.info("%s stopped", self.name)
-
-
-def _disable_nagle(client: mqtt.Client) -> None:
-    """TCP_NODELAY: small messages leave at once instead of waiting for ACKs (~40 ms)."""
-    sock = client.socket()
-    if isinstance(sock, socket.socket):
-        try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except OSError as exc:  # not a TCP socket (e.g. a Unix socket)
-            logger.debug("TCP_NODELAY not set: %s", exc)

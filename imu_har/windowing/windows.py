@@ -112,7 +112,7 @@ class DeviceWindower:
         before = np.maximum.accumulate(np.concatenate(([start], times)))[:-1]
         return np.asarray(times > before)
 
-    def _segments(self, times: np.ndarray, values: np.ndarray, src: np.ndarray):  # type: ignore[no-untyped-def]
+    def _segments(self, times: np.ndarray, values: np.ndarray, src: np.ndarray):
         """Split at gaps; yield (times, values, sources, starts_new_segment)."""
         if len(times) == 0:
             return

@@ -14,7 +14,7 @@ import pytest
 
 from imu_har.protocol.messages import Prediction, ServiceStatus
 from imu_har.runtime.client import Collector
-from tests.classifier.conftest import Artifacts, status_where, window_payloads
+from tests.support.classifier import Artifacts, status_where, window_payloads
 
 pytestmark = [pytest.mark.broker, pytest.mark.tf]
 ROOT = Path(__file__).resolve().parents[2]

@@ -12,7 +12,7 @@ import pytest
 from imu_har.protocol.messages import Prediction
 from imu_har.protocol.model_spec import ModelSpec, load_spec
 from imu_har.runtime.client import Collector
-from tests.classifier.conftest import (
+from tests.support.classifier import (
     Artifacts,
     command,
     start_classifier,

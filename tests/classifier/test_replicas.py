@@ -10,8 +10,12 @@ import pytest
 from imu_har.protocol.messages import Prediction
 from imu_har.protocol.model_spec import load_spec
 from imu_har.runtime.client import Collector
-from tests.classifier.conftest import Artifacts, start_classifier, window_payloads
-from tests.classifier.test_service import expected_smoothing
+from tests.support.classifier import (
+    Artifacts,
+    expected_smoothing,
+    start_classifier,
+    window_payloads,
+)
 
 pytestmark = [pytest.mark.broker, pytest.mark.tf]
 

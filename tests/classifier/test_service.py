@@ -12,44 +12,18 @@ from imu_har.protocol.codec import DEFAULT_CHANNELS, Window, encode_window
 from imu_har.protocol.messages import Prediction
 from imu_har.protocol.model_spec import ModelSpec, load_spec
 from imu_har.runtime.client import Collector, connect
-from tests.classifier.conftest import (
+from tests.support.classifier import (
     RATE,
     Artifacts,
     command,
+    expected_smoothing,
+    offline_probabilities,
     start_classifier,
     status_where,
     window_payloads,
 )
 
 pytestmark = [pytest.mark.broker, pytest.mark.tf]
-
-
-def offline_probabilities(model_dir, x: np.ndarray) -> np.ndarray:  # type: ignore[no-untyped-def]
-    """What ``har evaluate`` computes for windows ``x``: the Keras model of the artifact."""
-    from training.artifact import load_artifact
-    from training.fit import predict
-
-    return predict(load_artifact(model_dir).model, x)
-
-
-def expected_smoothing(
-    probs: dict[tuple[str, int], np.ndarray], labels: list[str], k: int, mode: str, threshold: float
-) -> dict[tuple[str, int], str]:
-    """Reference smoothing: windows seq-k+1..seq of the same device, majority or mean."""
-
-    def name(p: np.ndarray) -> str:
-        return labels[int(np.argmax(p))] if p.max() >= threshold else "unknown"
-
-    out = {}
-    for (device, seq), _ in probs.items():
-        recent = [probs[(device, s)] for s in range(seq - k + 1, seq + 1) if (device, s) in probs]
-        if mode == "mean":
-            out[(device, seq)] = name(np.mean(recent, axis=0))
-        else:
-            votes = [name(p) for p in recent]
-            top = max(votes.count(v) for v in votes)
-            out[(device, seq)] = next(v for v in reversed(votes) if votes.count(v) == top)
-    return out
 
 
 @pytest.mark.parametrize("backend", ["onnx", "litert"])

@@ -93,14 +93,14 @@ def test_window_round_trip(device: str, seq: int, start: float, n: int, n_ch: in
 
 
 def _frame(**overrides: object) -> Frame:
-    values: dict[str, object] = dict(
-        device="dev-1",
-        seq=1,
-        receive_time=1.7e9,
-        rate=50.0,
-        samples=np.ones((5, 9), np.float32),
-        device_time=2.0,
-    )
+    values: dict[str, object] = {
+        "device": "dev-1",
+        "seq": 1,
+        "receive_time": 1.7e9,
+        "rate": 50.0,
+        "samples": np.ones((5, 9), np.float32),
+        "device_time": 2.0,
+    }
     values.update(overrides)
     return Frame(**values)  # type: ignore[arg-type]
 

@@ -58,19 +58,19 @@ def test_reserved_names_do_not_parse_as_devices() -> None:
 
 
 def test_prediction_rejects_unknown_fields_and_bad_values() -> None:
-    good = dict(
-        device="d1",
-        window_seq=1,
-        window_start=1.0,
-        window_end=2.0,
-        label="Squat",
-        confidence=0.9,
-        probabilities={"Squat": 0.9, "Lunge": 0.1},
-        smoothed_label="Squat",
-        model="m",
-        model_version="abc",
-        latency_ms=0.5,
-    )
+    good = {
+        "device": "d1",
+        "window_seq": 1,
+        "window_start": 1.0,
+        "window_end": 2.0,
+        "label": "Squat",
+        "confidence": 0.9,
+        "probabilities": {"Squat": 0.9, "Lunge": 0.1},
+        "smoothed_label": "Squat",
+        "model": "m",
+        "model_version": "abc",
+        "latency_ms": 0.5,
+    }
     message = Prediction(**good)
     assert Prediction.from_payload(message.to_payload()) == message
     for patch in ({"extra": 1}, {"device": "d/1"}, {"confidence": 2.0}, {"window_seq": -1}):
@@ -117,16 +117,16 @@ def test_recorder_command_size_limit() -> None:
 
 
 def test_model_spec_validation_and_loading(tmp_path: Path) -> None:
-    spec = dict(
-        name="m",
-        version="v1",
-        labels=["a", "b"],
-        channels=["x", "y"],
-        window=20,
-        hop=5,
-        rate=50.0,
-        normalization={"mean": [0, 0], "std": [1, 1]},
-    )
+    spec = {
+        "name": "m",
+        "version": "v1",
+        "labels": ["a", "b"],
+        "channels": ["x", "y"],
+        "window": 20,
+        "hop": 5,
+        "rate": 50.0,
+        "normalization": {"mean": [0, 0], "std": [1, 1]},
+    }
     (tmp_path / "spec.json").write_text(json.dumps(spec))
     assert load_spec(tmp_path).labels == ["a", "b"]
     with pytest.raises(PayloadError, match="bad_artifact"):

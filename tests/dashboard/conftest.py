@@ -4,20 +4,15 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from streamlit.testing.v1 import AppTest
 
 from imu_har.ops.broker import MosquittoBroker
 from services.dashboard import ui
 from services.dashboard.app import DashboardSettings
-from services.dashboard.connection import Connection
-
-REPO = Path(__file__).resolve().parents[2]
-APP = REPO / "services" / "dashboard" / "streamlit_app.py"
+from tests.support.dashboard import REPO
 
 
 @pytest.fixture()
@@ -34,31 +29,6 @@ def dashboard_settings(
         mqtt_host=broker.host, mqtt_port=broker.port, data_dir=tmp_path / "data", refresh=0.5
     )
     ui._connection.clear()  # releases (closes) every cached connection
-
-
-def wait_until(check: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Poll ``check`` until it holds; fail the test if it never does."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.05)
-
-
-def app(page: str | None = None) -> AppTest:
-    """A fresh AppTest of the dashboard, run once (on ``page`` if given)."""
-    at = AppTest.from_file(APP, default_timeout=30)
-    at.run()
-    if page is not None:
-        at.switch_page(f"views/{page}.py").run()
-    return at
-
-
-def connection_of(settings: DashboardSettings) -> Connection:
-    """The connection the pages created (the same cached object), once subscribed."""
-    conn = ui._connection(settings.model_dump_json())
-    wait_until(conn.subscribed.is_set)
-    return conn
 
 
 @pytest.fixture()

@@ -26,8 +26,8 @@ from imu_har.protocol import topics
 from imu_har.protocol.codec import decode_window
 from imu_har.protocol.messages import GroundTruth, Prediction
 from imu_har.runtime.client import Collector, connect
-from tests.dashboard import publish as pub
-from tests.dashboard.conftest import REPO, wait_until
+from tests.support import publish as pub
+from tests.support.dashboard import REPO, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.broker, pytest.mark.slow]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -90,7 +90,7 @@ def stand_in_classifier(client: mqtt.Client) -> None:
         window = decode_window(msg.payload)
         label = truth.get(window.device, "Squat")
         label = "Squat" if label == "rest" else label
-        probs = {name: 0.1 for name in [*pub.LABELS, label]}
+        probs = dict.fromkeys([*pub.LABELS, label], 0.1)
         probs[label] = 0.7
         prediction = Prediction(
             device=window.device,

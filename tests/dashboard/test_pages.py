@@ -8,21 +8,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tests.dashboard import publish as pub
-from tests.dashboard.conftest import app, connection_of, wait_until
+from tests.support import publish as pub
+from tests.support.dashboard import app, connection_of, metrics, texts, wait_until
 
 pytestmark = pytest.mark.broker
-
-
-def texts(at) -> str:  # type: ignore[no-untyped-def]
-    """All visible text of markdown, captions, alerts and subheaders, joined."""
-    parts = [e.value for e in (*at.markdown, *at.caption, *at.subheader, *at.title)]
-    parts += [e.value for e in (*at.info, *at.error, *at.warning, *at.success)]
-    return "\n".join(str(p) for p in parts)
-
-
-def metrics(at) -> dict[str, str]:  # type: ignore[no-untyped-def]
-    return {m.label: m.value for m in at.metric}
 
 
 def test_live_page_shows_devices_predictions_and_accuracy(dashboard_settings, mqtt_client):

@@ -9,9 +9,8 @@ import pytest
 from imu_har.protocol import topics
 from imu_har.protocol.messages import DeviceStatus
 from services.dashboard import recording
-from tests.dashboard import publish as pub
-from tests.dashboard.conftest import app, connection_of, wait_until
-from tests.dashboard.test_pages import metrics, texts
+from tests.support import publish as pub
+from tests.support.dashboard import app, connection_of, metrics, texts, wait_until
 
 pytestmark = pytest.mark.broker
 

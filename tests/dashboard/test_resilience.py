@@ -10,9 +10,8 @@ import pytest
 from imu_har.ops.broker import MosquittoBroker, free_port
 from imu_har.runtime.client import connect
 from services.dashboard import ui
-from tests.dashboard import publish as pub
-from tests.dashboard.conftest import app, connection_of, wait_until
-from tests.dashboard.test_pages import metrics, texts
+from tests.support import publish as pub
+from tests.support.dashboard import app, connection_of, metrics, texts, wait_until
 
 pytestmark = pytest.mark.broker
 PAGES = ("live", "record", "sessions", "model", "system")

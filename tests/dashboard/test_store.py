@@ -10,7 +10,7 @@ import numpy as np
 from imu_har.protocol.commands import RecorderReply
 from services.dashboard import charts, recording
 from services.dashboard.store import Limits, Store
-from tests.dashboard import publish as pub
+from tests.support import publish as pub
 
 T0 = 1_800_000_000.0
 

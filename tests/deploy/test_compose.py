@@ -46,7 +46,7 @@ def compose(name: str = "docker-compose.yml") -> dict[str, Any]:
 def env_example() -> dict[str, str]:
     lines = (ROOT / "deploy" / "env.example").read_text().splitlines()
     pairs = [line.split("=", 1) for line in lines if line and not line.startswith("#")]
-    return {key: value for key, value in pairs}
+    return dict(pairs)
 
 
 def interpolate(value: str, env: dict[str, str]) -> str:

@@ -28,7 +28,7 @@ import pandas as pd
 import pytest
 
 from imu_har.ops.broker import MosquittoBroker, free_port
-from tests.e2e.harness import DEFAULT_MODEL, Observer, persistent_broker, running_system
+from tests.support.system import DEFAULT_MODEL, Observer, persistent_broker, running_system
 
 pytestmark = [pytest.mark.slow, pytest.mark.broker]
 

@@ -42,7 +42,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.e2e.harness import (
+from tests.support.system import (
     DEFAULT_MODEL,
     REPO,
     Observer,

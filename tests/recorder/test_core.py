@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import errno
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +16,13 @@ from imu_har.protocol.messages import Prediction
 from imu_har.windowing.clock import DeviceClock
 from services.recorder.core import CommandError, Recorder, RecorderConfig
 from services.recorder.segments import read_segment
-from tests.recorder.helpers import expected_rows, make_frame, read_recordings, recorded_rows
+from tests.support.recorder import (
+    FlakyDisk,
+    expected_rows,
+    make_frame,
+    read_recordings,
+    recorded_rows,
+)
 
 DEV = "imu-1"
 NOW = 1_795_000_000.0
@@ -120,19 +124,6 @@ def test_acks_only_after_commit_in_order(tmp_path: Path) -> None:
     assert acked == []
     assert core.commit()
     assert acked == [0, 1, 2]
-
-
-class FlakyDisk:
-    """An ``os.write`` that fails with ENOSPC while ``full`` (after a partial write)."""
-
-    def __init__(self) -> None:
-        self.full = False
-
-    def __call__(self, fd: int, data: bytes) -> int:
-        if self.full:
-            os.write(fd, data[: len(data) // 2])  # a torn write, then the error
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return os.write(fd, data)
 
 
 def test_disk_full_keeps_everything_unacked_then_resumes(tmp_path: Path) -> None:

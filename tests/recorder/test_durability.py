@@ -21,8 +21,8 @@ import pytest
 
 from imu_har.ops.broker import MosquittoBroker
 from imu_har.runtime.client import Collector, connect
-from tests.recorder.helpers import expected_rows, make_frame, read_recordings, recorded_rows
-from tests.recorder.mqtt_helpers import Requester, publish_frames
+from tests.support.recorder import expected_rows, make_frame, read_recordings, recorded_rows
+from tests.support.recorder_mqtt import Requester, publish_frames
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
@@ -133,11 +133,11 @@ def test_kill_9_resumes_the_session_with_the_frames_queued_meanwhile(
     with recorder_running(broker, data_dir, tmp_path / "recorder.log") as running:
         client, recorder, watcher, requester = running
         assert requester.send({"action": "start", "device": DEV, "label": "Squat"})["ok"]
-        publish_frames(client, DEV, range(0, 300))
+        publish_frames(client, DEV, range(300))
         assert wait_for_rows(requester, 1500) == 1500
         recorder.kill()
         publish_frames(client, DEV, range(200, 600))  # queued by the broker (some again)
-        publish_frames(client, "dur-other", range(0, 300))  # not subscribed: not queued
+        publish_frames(client, "dur-other", range(300))  # not subscribed: not queued
         recorder.start(watcher)
         publish_frames(client, DEV, range(600, 900))
         assert wait_for_rows(requester, 4500) == 4500, recorder.log.read_text()[-3000:]
@@ -197,7 +197,7 @@ def test_broker_restart_mid_session_loses_nothing(tmp_path: Path) -> None:
             recorder.start(Collector(client, "har/service/recorder/status"))
             requester = Requester(client)
             assert requester.send({"action": "start", "device": DEV, "label": "Squat"})["ok"]
-            publish_frames(client, DEV, range(0, 1500))  # restart before they are all written
+            publish_frames(client, DEV, range(1500))  # restart before they are all written
             broker.restart()
             _wait_connected(client)
             publish_frames(client, DEV, range(1500, 2000))  # queued while the recorder reconnects

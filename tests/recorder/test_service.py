@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -13,40 +11,26 @@ import pytest
 from paho.mqtt.enums import MQTTProtocolVersion
 
 from imu_har.runtime.client import Collector, connect
-from services.recorder.app import RecorderService, RecorderSettings, config_from, make_runtime
+from services.recorder.app import config_from
 from services.recorder.core import Recorder
-from tests.recorder.helpers import expected_rows, make_frame, read_recordings, recorded_rows
-from tests.recorder.mqtt_helpers import Requester, announce, publish_frames
-from tests.recorder.test_core import FlakyDisk
+from tests.support.recorder import (
+    FlakyDisk,
+    expected_rows,
+    make_frame,
+    read_recordings,
+    recorded_rows,
+)
+from tests.support.recorder_mqtt import (
+    Requester,
+    announce,
+    publish_frames,
+    serve,
+    settings_for,
+    wait_rows,
+)
 
 pytestmark = pytest.mark.broker
 DEV = "wrist-1"
-
-
-def settings_for(broker: Any, tmp_path: Path, **kwargs: Any) -> RecorderSettings:
-    return RecorderSettings(
-        mqtt_port=broker.port,
-        data_dir=tmp_path,
-        client_id=f"rec-{uuid.uuid4().hex[:8]}",
-        status_interval=0.3,
-        **kwargs,
-    )
-
-
-def serve(run_service: Any, settings: RecorderSettings, core: Recorder | None = None) -> Any:
-    runtime = make_runtime(settings)
-    return run_service(runtime, RecorderService(settings, runtime, core))
-
-
-def wait_rows(requester: Requester, rows: int, timeout: float = 20.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        status = requester.send({"action": "status"})["data"]
-        recording = status["recording"]
-        done = recording and recording[0]["rows"] >= rows and status["error"] is None
-        if done or time.monotonic() > deadline:
-            return status
-        time.sleep(0.1)
 
 
 def test_v5_start_status_list_stop(broker, run_service, mqtt_client, tmp_path: Path) -> None:
@@ -54,7 +38,7 @@ def test_v5_start_status_list_stop(broker, run_service, mqtt_client, tmp_path: P
     requester = Requester(mqtt_client)
     retained = Collector(mqtt_client, "har/recorder/status")
     announce(mqtt_client, DEV)  # the gateway's retained status: the device is known
-    publish_frames(mqtt_client, DEV, range(0, 1))  # before the start: not recorded
+    publish_frames(mqtt_client, DEV, range(1))  # before the start: not recorded
 
     reply = requester.send({"action": "start", "device": DEV, "label": "Squat", "subject": "bo"})
     assert reply["ok"] and reply["action"] == "start", reply

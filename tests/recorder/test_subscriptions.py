@@ -21,9 +21,15 @@ import pytest
 from imu_har.ops.broker import MosquittoBroker
 from imu_har.runtime.client import connect
 from services.recorder.app import RecorderService, make_runtime
-from tests.recorder.helpers import expected_rows, make_frame, read_recordings, recorded_rows
-from tests.recorder.mqtt_helpers import Requester, announce, publish_frames
-from tests.recorder.test_service import serve, settings_for, wait_rows
+from tests.support.recorder import expected_rows, make_frame, read_recordings, recorded_rows
+from tests.support.recorder_mqtt import (
+    Requester,
+    announce,
+    publish_frames,
+    serve,
+    settings_for,
+    wait_rows,
+)
 
 pytestmark = pytest.mark.broker
 DEV, OTHER = "sub-1", "sub-2"
@@ -56,8 +62,8 @@ def test_only_recorded_devices_frames_arrive(broker, run_service, mqtt_client, t
     assert requester.send({"action": "status"})["ok"]
     assert wait_until(lambda: settled(service))
     before = counters.messages_in
-    publish_frames(mqtt_client, DEV, range(0, 100))
-    publish_frames(mqtt_client, OTHER, range(0, 100))
+    publish_frames(mqtt_client, DEV, range(100))
+    publish_frames(mqtt_client, OTHER, range(100))
     assert requester.send({"action": "status"})["ok"]
     assert counters.messages_in - before <= 3, counters.messages_in - before  # the command
     assert recorder.core.counts["unrecorded_frames"] == 0

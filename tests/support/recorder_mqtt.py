@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -13,7 +15,9 @@ from paho.mqtt.properties import Properties
 from imu_har.protocol import topics
 from imu_har.protocol.messages import DeviceStatus
 from imu_har.runtime.client import Collector
-from tests.recorder.helpers import make_frame
+from services.recorder.app import RecorderService, RecorderSettings, make_runtime
+from services.recorder.core import Recorder
+from tests.support.recorder import make_frame
 
 
 class Requester:
@@ -73,3 +77,29 @@ def announce(client: mqtt.Client, device: str, root: str = "har") -> None:
     status = DeviceStatus(device=device, state="streaming", source="sim")
     topic = topics.DEVICE_STATUS.format(root, device=device)
     client.publish(topic, status.to_payload(), qos=1, retain=True).wait_for_publish(timeout=10)
+
+
+def settings_for(broker: Any, tmp_path: Path, **kwargs: Any) -> RecorderSettings:
+    return RecorderSettings(
+        mqtt_port=broker.port,
+        data_dir=tmp_path,
+        client_id=f"rec-{uuid.uuid4().hex[:8]}",
+        status_interval=0.3,
+        **kwargs,
+    )
+
+
+def serve(run_service: Any, settings: RecorderSettings, core: Recorder | None = None) -> Any:
+    runtime = make_runtime(settings)
+    return run_service(runtime, RecorderService(settings, runtime, core))
+
+
+def wait_rows(requester: Requester, rows: int, timeout: float = 20.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        status = requester.send({"action": "status"})["data"]
+        recording = status["recording"]
+        done = recording and recording[0]["rows"] >= rows and status["error"] is None
+        if done or time.monotonic() > deadline:
+            return status
+        time.sleep(0.1)

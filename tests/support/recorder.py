@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 from pathlib import Path
 
 import numpy as np
@@ -62,3 +64,16 @@ def recorded_rows(table: pa.Table) -> list[tuple[int, int, float]]:
             strict=True,
         )
     )
+
+
+class FlakyDisk:
+    """An ``os.write`` that fails with ENOSPC while ``full`` (after a partial write)."""
+
+    def __init__(self) -> None:
+        self.full = False
+
+    def __call__(self, fd: int, data: bytes) -> int:
+        if self.full:
+            os.write(fd, data[: len(data) // 2])  # a torn write, then the error
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return os.write(fd, data)

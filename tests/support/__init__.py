@@ -1,0 +1,1 @@
+"""Helpers shared by the tests: one place, imported explicitly (never from conftest.py)."""
