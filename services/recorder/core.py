@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
+from collections import OrderedDict
 from typing import Any
 
 from imu_har.protocol.codec import decode_frame
@@ -19,8 +21,10 @@ from imu_har.protocol.commands import StartRecording, StopRecording
 from imu_har.protocol.errors import PayloadError
 from imu_har.protocol.messages import Prediction
 from services.recorder import storage
+from services.recorder.segments import WriteFn
 from services.recorder.sessions import Session
-from services.recorder.store import RecorderConfig, SessionStore
+from services.recorder.settings import RecorderConfig
+from services.recorder.store import SessionStore
 
 __all__ = ["CommandError", "Recorder", "RecorderConfig"]
 logger = logging.getLogger(__name__)
@@ -35,14 +39,26 @@ class CommandError(Exception):
 class Recorder(SessionStore):
     """All sessions of one data directory plus the prediction log."""
 
-    def __init__(self, config: RecorderConfig) -> None:
-        super().__init__(config)
-        self.known_devices: dict[str, float] = {}
+    def __init__(self, config: RecorderConfig, write: WriteFn = os.write) -> None:
+        super().__init__(config, write)
+        # device -> when last seen, least recently seen first (bounded: max_known_devices)
+        self.known_devices: OrderedDict[str, float] = OrderedDict()
 
     # -- devices ------------------------------------------------------------------------
-    def note_device(self, device: str, now: float) -> None:
-        """Remember a device seen on the broker (its status or its predictions)."""
-        self.known_devices[device] = now
+    def note_device(self, device: str, now: float) -> str | None:
+        """Remember a device seen on the broker (its status or its predictions).
+
+        Returns the device forgotten to make room (the least recently seen), if any.
+        """
+        known = self.known_devices
+        if device in known:
+            known.move_to_end(device)
+        known[device] = now
+        if len(known) <= self.config.max_known_devices:
+            return None
+        forgotten, _ = known.popitem(last=False)
+        self.counts["known_devices_forgotten"] += 1
+        return forgotten
 
     def forget_device(self, device: str) -> None:
         """A device whose retained status was cleared is no longer known."""
@@ -137,7 +153,7 @@ class Recorder(SessionStore):
         }
         session = Session(self.data_dir, meta)
         try:
-            session.open(self.config.fsync, self.config.write)
+            session.open(self.config.fsync, self.write)
             self.sessions[session.id] = session
             if not self.commit():
                 raise OSError(self.error)
@@ -149,7 +165,7 @@ class Recorder(SessionStore):
             raise CommandError(f"cannot start recording: {exc}") from exc
         self.by_device[device] = session
         self.counts["sessions_started"] += 1
-        logger.info("recording %s as %r: session %s", device, command.label, session.id)
+        logger.info("recording %r as %r: session %s", device, command.label, session.id)
         return session.summary(now)
 
     def check_start(self, command: StartRecording, known: bool = True) -> None:
@@ -157,6 +173,12 @@ class Recorder(SessionStore):
         device, config = command.device, self.config
         if not self.ready or self.error:
             raise CommandError(f"storage unavailable: {self.error}")
+        if len(self.sessions) >= config.max_sessions and device not in self.by_device:
+            self.counts["refused_too_many_sessions"] += 1
+            raise CommandError(
+                f"too many sessions: {len(self.sessions)} open or being finalized "
+                f"(--max-sessions {config.max_sessions})"
+            )
         if config.devices and device not in config.devices:
             raise CommandError(f"unknown device {device!r}: not in --devices")
         if known and not self.is_known(device):
@@ -212,7 +234,7 @@ class Recorder(SessionStore):
             try:
                 manifest = json.loads(path.read_text())
             except (OSError, ValueError) as exc:
-                logger.warning("unreadable manifest %s: %s", path, exc)
+                logger.warning("unreadable manifest %r: %s", str(path), exc)
                 continue
             keep = ("session", "device", "label", "subject", "started_at", "stopped_at", "rows")
             sessions.append({k: manifest.get(k) for k in (*keep, "stop_reason", "files")})

@@ -4,14 +4,20 @@ Every prediction goes into ``.segments/predictions-<id>.seg`` (received time +
 the JSON as published). When the segment holds ``rotate_rows`` predictions or
 is ``rotate_seconds`` old, and on shutdown, it is compacted into
 ``predictions/date=YYYY-MM-DD/<id>.parquet`` (one part per UTC date of
-``window_end``) and removed. After a crash the newest segment is reopened, so
-redelivered duplicates meet their originals and are dropped.
+``window_end``) and removed; a segment of ``rotate_bytes`` is rotated too
+(a prediction may be 256 KiB, and compaction reads the segment whole). After a
+crash the newest segment is reopened, so redelivered duplicates meet their
+originals and are dropped.
+
+A prediction is known by ``(device, window_seq, window_end, model_version)``;
+the log keeps a 16-byte digest of it per prediction of the segment, since
+``model_version`` comes from the publisher and may be 256 KiB long.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
-import os
 import secrets
 import struct
 import time
@@ -32,14 +38,20 @@ logger = logging.getLogger(__name__)
 PREDICTION = b"P"
 COMPACT_CHUNK = 2_000  # predictions decoded at a time when compacting
 _TIME = struct.Struct("<d")
-PredictionKey = tuple[str, int, float, str]
-
-
 _FIELDS = frozenset(Prediction.model_fields)
 
 
-def _key(values: dict[str, Any]) -> PredictionKey:
-    return (values["device"], values["window_seq"], values["window_end"], values["model_version"])
+def _key(values: dict[str, Any]) -> bytes:
+    """The digest of what identifies a prediction (fixed size, whatever the strings)."""
+    text = "\0".join(
+        (
+            values["device"],
+            str(int(values["window_seq"])),
+            repr(float(values["window_end"])),
+            values["model_version"],
+        )
+    )
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
 
 def _decode(payload: bytes) -> tuple[dict[str, Any], float]:
@@ -64,20 +76,21 @@ class PredictionLog:
         self,
         data_dir: Path,
         *,
-        fsync: bool = True,
-        write: WriteFn | None = None,
-        rotate_rows: int = 50_000,
-        rotate_seconds: float = 600.0,
+        fsync: bool,
+        write: WriteFn,
+        rotate_rows: int,
+        rotate_seconds: float,
+        rotate_bytes: int,
     ) -> None:
         self.data_dir = data_dir
         self.fsync, self._write = fsync, write
         self.rotate_rows, self.rotate_seconds = rotate_rows, rotate_seconds
+        self.rotate_bytes = rotate_bytes
         self.writer: SegmentWriter | None = None
-        self.keys: set[PredictionKey] = set()
+        self.keys: set[bytes] = set()
         self.rows = 0  # predictions in the current segment
         self.total = 0  # predictions logged since start
         self.opened_at = 0.0
-        self.parts: list[str] = []  # parts written since start (relative paths)
 
     @property
     def segments_dir(self) -> Path:
@@ -113,7 +126,7 @@ class PredictionLog:
         return True
 
     def _open(self, path: Path) -> None:
-        self.writer = SegmentWriter(path, fsync=self.fsync, write=self._write or os.write)
+        self.writer = SegmentWriter(path, fsync=self.fsync, write=self._write)
         self.opened_at = time.time()
 
     def commit(self) -> None:
@@ -127,8 +140,13 @@ class PredictionLog:
 
     def due(self, now: float) -> bool:
         """Whether the current segment should be rotated."""
-        return self.rows > 0 and (
-            self.rows >= self.rotate_rows or now - self.opened_at >= self.rotate_seconds
+        if self.rows == 0:
+            return False
+        size = self.writer.size if self.writer is not None else 0
+        return (
+            self.rows >= self.rotate_rows
+            or now - self.opened_at >= self.rotate_seconds
+            or size >= self.rotate_bytes
         )
 
     def rotate(self) -> None:
@@ -152,7 +170,7 @@ class PredictionLog:
         """
         rows: dict[str, list[tuple[dict[str, Any], float]]] = defaultdict(list)
         chunks: dict[str, list[pa.Table]] = defaultdict(list)
-        seen: set[PredictionKey] = set()
+        seen: set[bytes] = set()
         for kind, payload in read_segment(path, repair=False):
             if kind != PREDICTION:
                 continue
@@ -171,8 +189,7 @@ class PredictionLog:
         for date in sorted(rows.keys() | chunks.keys()):
             tables = chunks[date] + ([predictions_to_table(rows[date])] if rows[date] else [])
             final = self.data_dir / storage.PREDICTIONS / f"date={date}" / f"{part}.parquet"
-            storage.write_parquet_atomic(pa.concat_tables(tables), final)
-            self.parts.append(str(final.relative_to(self.data_dir)))
+            storage.write_parquet_atomic(pa.concat_tables(tables), final, self._write)
 
     def close(self) -> None:
         """Close without compacting (the segment is recovered on the next start)."""

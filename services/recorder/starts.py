@@ -8,7 +8,9 @@ ACL) discards the session and replies an error.
 A device that the recorder has not seen (no retained status from a gateway, no
 prediction) is probed: its frames are subscribed and the session opens when its
 first frame or status arrives, or the start is refused as an unknown device
-after ``probe_seconds``. Everything here runs on the service thread.
+after ``probe_seconds``. At most ``max_pending`` starts wait at once (a start
+for a made-up device waits ``probe_seconds`` with a subscription of its own);
+more are refused. Everything here runs on the service thread.
 """
 
 from __future__ import annotations
@@ -54,16 +56,28 @@ class StartGate:
     """Pending start commands: subscribe, wait for the grant, then reply."""
 
     def __init__(
-        self, core: Recorder, subs: ImuSubscriptions, reply: ReplyFn, probe_seconds: float
+        self,
+        core: Recorder,
+        subs: ImuSubscriptions,
+        reply: ReplyFn,
+        probe_seconds: float,
+        max_pending: int,
     ) -> None:
         self.core = core
         self.subs = subs
         self.reply = reply
         self.probe_seconds = probe_seconds
+        self.max_pending = max_pending
         self.pending: dict[int, PendingStart] = {}
 
     def begin(self, message: Inbound, command: StartRecording, now: float) -> None:
         """Open the session (or start probing) and subscribe; raises :class:`CommandError`."""
+        if len(self.pending) >= self.max_pending:
+            self.core.counts["refused_too_many_pending_starts"] += 1
+            raise CommandError(
+                f"too many start commands waiting ({len(self.pending)}, "
+                f"--max-pending-starts {self.max_pending}); try again in a few seconds"
+            )
         request_id = _correlation(message)
         pending = PendingStart(message, command, request_id, self.subs.next_token())
         if self.probe_seconds > 0 and not self.core.is_known(command.device):
@@ -133,7 +147,7 @@ class StartGate:
         del self.pending[pending.token]
         if pending.data is not None and not pending.data.get("repeated"):
             self.core.discard(str(pending.data["session"]))
-        logger.warning("start of %s failed: %s", pending.device, error)
+        logger.warning("start of %r failed: %s", pending.device, error)
         self.subs.runtime.counters.inc("command_errors")
         self.reply(pending.request, RecorderReply(ok=False, action="start", error=error))
 

@@ -9,7 +9,9 @@ Layout under ``--data-dir``::
 
 Every final file is written as a hidden temporary (``.<name>.tmp``, ignored by
 Parquet dataset readers), fsynced, renamed into place and its directory
-fsynced: a reader sees either no file or the whole file.
+fsynced: a reader sees either no file or the whole file. Its bytes go through
+the same ``write`` function as the segments, so a test's full disk
+(``tests/support/recorder.py``) fails every write the recorder makes.
 """
 
 from __future__ import annotations
@@ -18,11 +20,14 @@ import json
 import os
 import secrets
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from services.recorder.segments import WriteFn
 
 RECORDINGS = "recordings"
 PREDICTIONS = "predictions"
@@ -87,33 +92,54 @@ def ensure_dir(path: Path) -> None:
         fsync_dir(directory.parent)
 
 
-def write_parquet_atomic(table: pa.Table, final: Path) -> None:
-    """Write ``table`` to ``final`` atomically (tmp, fsync, rename, fsync dir)."""
+class _Sink:
+    """A binary file object for pyarrow whose bytes go to ``fd`` through ``write``."""
+
+    closed = False
+
+    def __init__(self, fd: int, write: WriteFn) -> None:
+        self.fd, self._write, self.size = fd, write, 0
+
+    def write(self, data: Any) -> int:
+        data = bytes(data)
+        written = 0
+        while written < len(data):
+            written += self._write(self.fd, data[written:])
+        self.size += written
+        return written
+
+    def flush(self) -> None:
+        pass
+
+    def tell(self) -> int:
+        return self.size
+
+
+def _write_atomic(final: Path, fill: Callable[[_Sink], object], write: WriteFn) -> None:
+    """Create ``final`` atomically from ``fill(sink)`` (tmp, fsync, rename, fsync dir)."""
     ensure_dir(final.parent)
     tmp = _tmp_for(final)
     try:
-        with tmp.open("wb") as handle:
-            pq.write_table(table, handle, compression="zstd")
-            handle.flush()
-            os.fsync(handle.fileno())
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        try:
+            fill(_Sink(fd, write))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         _publish(tmp, final)
     finally:
         tmp.unlink(missing_ok=True)
 
 
-def write_json_atomic(data: dict[str, Any], final: Path) -> None:
+def write_parquet_atomic(table: pa.Table, final: Path, write: WriteFn = os.write) -> None:
+    """Write ``table`` to ``final`` atomically."""
+    _write_atomic(final, lambda sink: pq.write_table(table, sink, compression="zstd"), write)
+
+
+def write_json_atomic(data: dict[str, Any], final: Path, write: WriteFn = os.write) -> None:
     """Write ``data`` as JSON to ``final`` atomically."""
-    ensure_dir(final.parent)
-    tmp = _tmp_for(final)
-    try:
-        with tmp.open("w") as handle:
-            json.dump(data, handle, indent=2, sort_keys=True)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        _publish(tmp, final)
-    finally:
-        tmp.unlink(missing_ok=True)
+    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
+    _write_atomic(final, lambda sink: sink.write(text.encode()), write)
 
 
 def remove_durably(path: Path) -> None:

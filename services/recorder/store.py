@@ -7,7 +7,8 @@ which defers each message's acknowledgement with :meth:`SessionStore.defer_ack`;
 after that acknowledges the batch's messages, in order. When the disk fails
 nothing is acknowledged; the buffers are kept and retried, so the broker
 redelivers whatever a crash in between would lose. Stopped sessions are
-compacted into Parquet and a manifest; long ones rotate into parts.
+compacted into Parquet and a manifest; long ones rotate into parts. A failing
+operation is one error state until it works again (:mod:`services.recorder.health`).
 """
 
 from __future__ import annotations
@@ -17,73 +18,68 @@ import os
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from services.recorder import storage
+from services.recorder.health import Problems
 from services.recorder.predictions import PredictionLog
 from services.recorder.segments import WriteFn
 from services.recorder.sessions import Session, recover
+from services.recorder.settings import RecorderConfig
 
 logger = logging.getLogger(__name__)
 
-
-@dataclass
-class RecorderConfig:
-    """What the core needs from the settings."""
-
-    data_dir: Path
-    labels: tuple[str, ...] = ()  # empty: any valid label
-    devices: tuple[str, ...] = ()  # empty: any device seen on the broker
-    require_known_device: bool = True
-    max_session_seconds: float = 4 * 3600.0
-    rotate_rows: int = 1_000_000
-    predictions_rotate_rows: int = 50_000
-    predictions_rotate_seconds: float = 600.0
-    fsync: bool = True
-    write: WriteFn = os.write
-    retry_seconds: float = 1.0
-    max_pending_bytes: int = 64 * 1024 * 1024
-    list_limit: int = 200
+# Keys of the operations whose failure is an error state (see services.recorder.health).
+OPEN, COMMIT, PREDICTIONS = "open", "commit", "predictions"
 
 
 class SessionStore:
-    """Sessions of one data directory and the prediction log, made durable by group commit."""
+    """Sessions of one data directory and the prediction log, made durable by group commit.
 
-    def __init__(self, config: RecorderConfig) -> None:
+    ``write`` is how bytes reach the disk (``os.write``; the tests pass one that
+    fails like a full disk).
+    """
+
+    def __init__(self, config: RecorderConfig, write: WriteFn = os.write) -> None:
         self.config = config
         self.data_dir = config.data_dir
+        self.write = write
         self.sessions: dict[str, Session] = {}  # open or stopping, by id
         self.by_device: dict[str, Session] = {}  # open (not stopped) by device
         self.predictions = PredictionLog(
             self.data_dir,
             fsync=config.fsync,
-            write=config.write,
+            write=write,
             rotate_rows=config.predictions_rotate_rows,
             rotate_seconds=config.predictions_rotate_seconds,
+            rotate_bytes=config.predictions_rotate_bytes,
         )
         self.counts: Counter[str] = Counter()
-        self.error: str | None = None
+        self.problems = Problems()
         self.ready = False
         self._acks: list[Callable[[], None]] = []
         self._pending_bytes = 0
-        self._last_attempt = 0.0
+        self._last_retry = 0.0
+
+    @property
+    def error(self) -> str | None:
+        """The current storage error (the oldest failing operation's), or None."""
+        return self.problems.error
 
     # -- startup and recovery -------------------------------------------------------
     def open(self) -> bool:
         """Create the layout and recover unfinished segments; False (error set) if it fails."""
-        self._last_attempt = time.monotonic()
         try:
             storage.ensure_dir(self.data_dir / storage.SEGMENTS)
             storage.clean_temporaries(self.data_dir)
             self._recover_sessions()
             self.predictions.recover()
         except (OSError, ValueError) as exc:
-            self._fail(f"data directory {self.data_dir} unusable: {exc}")
+            self._fail(OPEN, f"data directory {self.data_dir} unusable: {exc}")
             return False
         self.ready = True
-        self.error = None
+        self.problems.clear(OPEN)
         return True
 
     def _recover_sessions(self) -> None:
@@ -95,16 +91,16 @@ class SessionStore:
             if session_id in self.sessions:
                 continue
             try:
-                session = recover(self.data_dir, paths)
+                session = recover(self.data_dir, paths, self.write)
             except ValueError as exc:  # created just before a crash, never confirmed
-                logger.warning("dropping unusable segment of %s: %s", session_id, exc)
+                logger.warning("dropping unusable segment of %r: %s", session_id, exc)
                 continue
-            session.open(self.config.fsync, self.config.write)
+            session.open(self.config.fsync, self.write)
             self.sessions[session.id] = session
             self.counts["recovered_sessions"] += 1
             if session.stopped is None:
                 self.by_device[session.device] = session
-                logger.info("resuming session %s of %s", session.id, session.device)
+                logger.info("resuming session %s of %r", session.id, session.device)
             else:
                 self._finalize(session)
 
@@ -115,7 +111,6 @@ class SessionStore:
 
     def commit(self) -> bool:
         """Group commit: write + fsync every dirty segment, then acknowledge; False on error."""
-        self._last_attempt = time.monotonic()
         if not self.ready:
             return False
         try:
@@ -124,22 +119,20 @@ class SessionStore:
                     session.writer.commit()
             self.predictions.commit()
         except OSError as exc:
-            self._fail(f"cannot write to {self.data_dir}: {exc}")
+            self._fail(COMMIT, f"cannot write to {self.data_dir}: {exc}")
             return False
         self.counts["commits"] += 1
         acks, self._acks = self._acks, []
         for ack in acks:
             ack()
         self._pending_bytes = 0
-        if self.error:
-            logger.info("writing works again; recording resumes")
-        self.error = None
+        self.problems.clear(COMMIT)
         return True
 
-    def _fail(self, text: str) -> None:
-        if self.error != text:
-            logger.error("%s", text)
-        self.error = text
+    def _fail(self, key: str, text: str) -> None:
+        """``key`` failed: an error state until it works again (logged once, then rarely)."""
+        if self.problems.fail(key, text):
+            self._last_retry = time.monotonic()
         self.counts["write_errors"] += 1
 
     # -- ending sessions --------------------------------------------------------------------
@@ -147,7 +140,7 @@ class SessionStore:
         session.mark_stopped(now, reason)
         del self.by_device[session.device]
         self.counts[f"stopped_{reason}"] += 1
-        logger.info("session %s of %s stopped (%s)", session.id, session.device, reason)
+        logger.info("session %s of %r stopped (%s)", session.id, session.device, reason)
         result = session.summary(now) | {"stop_reason": reason}
         if self.commit():
             result |= self._finalize(session)
@@ -166,36 +159,45 @@ class SessionStore:
         session.close_writer()
         try:
             storage.remove_durably(session.path)
-        except OSError as exc:  # it resumes on the next start; stop it then
-            self._fail(f"cannot remove the segment of failed session {session_id}: {exc}")
+        except OSError as exc:  # it resumes on the next start; stop it then (nothing to retry)
+            logger.error("cannot remove the segment of failed session %s: %s", session_id, exc)
+            self.counts["write_errors"] += 1
         self.counts["sessions_discarded"] += 1
-        logger.info("session %s of %s discarded", session_id, session.device)
+        logger.info("session %s of %r discarded", session_id, session.device)
 
     def _finalize(self, session: Session) -> dict[str, Any]:
         """Compact the last part, write the manifest, drop the segment."""
+        key = f"finalize {session.id}"
         try:
-            meta = session.compact()
+            meta = session.compact(self.write)
             manifest = session.manifest(meta)
-            storage.write_json_atomic(manifest, storage.manifest_path(self.data_dir, session.id))
+            path = storage.manifest_path(self.data_dir, session.id)
+            storage.write_json_atomic(manifest, path, self.write)
             session.close_writer()
             storage.remove_durably(session.path)
         except OSError as exc:
-            self._fail(f"cannot finalize session {session.id}: {exc}")
+            self._fail(key, f"cannot finalize session {session.id}: {exc}")
             return {"finalized": False, "error": self.error}
+        self.problems.clear(key)
         self.sessions.pop(session.id, None)
         self.counts["sessions_finished"] += 1
         return {"finalized": True, "rows": manifest["rows"], "files": manifest["files"]}
 
     def _rotate(self, session: Session) -> None:
         """Compact a long session's committed segment and continue in the next part."""
+        key = f"rotate {session.id}"
+        successor: Session | None = None
         try:
-            meta = session.compact()
-            successor = Session(self.data_dir, meta, keys=session.keys)
-            successor.open(self.config.fsync, self.config.write)
+            meta = session.compact(self.write)
+            successor = Session(self.data_dir, meta, older_keys=session.keys)
+            successor.open(self.config.fsync, self.write)
             successor.writer.commit()  # type: ignore[union-attr]
         except OSError as exc:
-            self._fail(f"cannot rotate session {session.id}: {exc}")
+            if successor is not None:
+                successor.close_writer()
+            self._fail(key, f"cannot rotate session {session.id}: {exc}")
             return
+        self.problems.clear(key)
         session.close_writer()
         storage.remove_durably(session.path)
         self.sessions[session.id] = successor
@@ -205,32 +207,46 @@ class SessionStore:
 
     # -- periodic work --------------------------------------------------------------------
     def storage_usable(self) -> bool:
-        """Retry a failed open or commit when due; whether storage works now."""
+        """Whether periodic work may run now (it retries whatever is failing).
+
+        While something fails, only once every ``retry_seconds``: that round
+        retries a failed open or commit here, and the caller's work retries the
+        rest (finalize, rotate, the prediction log).
+        """
+        if self.problems or not self.ready:
+            now = time.monotonic()
+            if now - self._last_retry < self.config.retry_seconds:
+                return False
+            self._last_retry = now
         if not self.ready:
-            if time.monotonic() - self._last_attempt >= self.config.retry_seconds:
-                self.open()
+            self.open()
             return False
-        if self.error and time.monotonic() - self._last_attempt >= self.config.retry_seconds:
+        if COMMIT in self.problems:
             self.commit()
-        return self.error is None
+        return COMMIT not in self.problems
 
     def maintain(self, now: float) -> None:
         """Finalize stopped sessions, rotate long ones, turn the prediction log into parts."""
         for session in list(self.sessions.values()):
-            if session.stopped is not None and not self.error:
+            if session.stopped is not None:
                 self._finalize(session)
             elif self._rotation_due(session):
                 self._rotate(session)
         if self.predictions.due(now) and not self.predictions.dirty:
-            try:
-                self.predictions.rotate()
-            except OSError as exc:
-                self._fail(f"cannot write predictions: {exc}")
+            self._rotate_predictions()
+
+    def _rotate_predictions(self) -> None:
+        try:
+            self.predictions.rotate()
+        except OSError as exc:
+            self._fail(PREDICTIONS, f"cannot write predictions: {exc}")
+            return
+        self.problems.clear(PREDICTIONS)
 
     def _rotation_due(self, session: Session) -> bool:
         writer = session.writer
         return (
-            not self.error
+            COMMIT not in self.problems
             and session.segment_rows >= self.config.rotate_rows
             and writer is not None
             and not writer.dirty
@@ -239,10 +255,7 @@ class SessionStore:
     def close(self) -> None:
         """Commit what is buffered, compact the prediction log; open sessions stay resumable."""
         if self.commit():
-            try:
-                self.predictions.rotate()
-            except OSError as exc:
-                self._fail(f"cannot write predictions: {exc}")
+            self._rotate_predictions()
         for session in self.sessions.values():
             session.close_writer()
         self.predictions.close()

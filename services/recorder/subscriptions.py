@@ -112,8 +112,13 @@ class ImuSubscriptions:
             self.subscribe(device)
 
     def stray(self, device: str) -> None:
-        """A frame of a device we do not record arrived: drop its leftover subscription once."""
-        if device in self.devices or device in self._healed:
+        """A frame of a device we do not record arrived: drop its leftover subscription once.
+
+        At most :data:`MAX_HEALED` topics wait to be unsubscribed (the wildcard of an
+        older version brings every device's frames until the next connect drops it);
+        a stray over that is skipped now and healed when its next frame comes.
+        """
+        if device in self.devices or device in self._healed or len(self._queued) >= MAX_HEALED:
             return
         if len(self._healed) >= MAX_HEALED:
             self._healed.clear()

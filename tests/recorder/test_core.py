@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ from imu_har.protocol.errors import PayloadError
 from imu_har.protocol.messages import Prediction
 from imu_har.windowing.clock import DeviceClock
 from services.recorder.core import CommandError, Recorder, RecorderConfig
-from services.recorder.segments import read_segment
+from services.recorder.segments import WriteFn, read_segment
 from tests.support.recorder import (
     FlakyDisk,
     expected_rows,
@@ -28,8 +29,10 @@ DEV = "imu-1"
 NOW = 1_795_000_000.0
 
 
-def recorder(tmp_path: Path, **kwargs: object) -> Recorder:
-    core = Recorder(RecorderConfig(data_dir=tmp_path, **kwargs))  # type: ignore[arg-type]
+def recorder(tmp_path: Path, write: WriteFn = os.write, **kwargs: object) -> Recorder:
+    """An opened core on ``tmp_path``; ``kwargs`` override settings (unvalidated: small limits)."""
+    config = RecorderConfig(data_dir=tmp_path).model_copy(update=kwargs)
+    core = Recorder(config, write)
     assert core.open()
     core.note_device(DEV, NOW)
     return core

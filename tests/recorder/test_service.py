@@ -11,8 +11,6 @@ import pytest
 from paho.mqtt.enums import MQTTProtocolVersion
 
 from imu_har.runtime.client import Collector, connect
-from services.recorder.app import config_from
-from services.recorder.core import Recorder
 from tests.support.recorder import (
     FlakyDisk,
     expected_rows,
@@ -139,11 +137,7 @@ def test_disk_failure_reports_error_then_resumes(
     broker, run_service, mqtt_client, tmp_path: Path
 ) -> None:
     disk = FlakyDisk()
-    settings = settings_for(broker, tmp_path)
-    core = Recorder(config_from(settings))
-    core.config.write = disk
-    core.config.retry_seconds = 0.2
-    serve(run_service, settings, core)
+    serve(run_service, settings_for(broker, tmp_path, retry_seconds=0.2), disk)
     requester = Requester(mqtt_client)
     retained = Collector(mqtt_client, "har/recorder/status")
     announce(mqtt_client, DEV)

@@ -20,11 +20,12 @@ import pytest
 
 from imu_har.ops.broker import MosquittoBroker
 from imu_har.runtime.client import connect
-from services.recorder.app import RecorderService, make_runtime
+from services.recorder.app import build
 from tests.support.recorder import expected_rows, make_frame, read_recordings, recorded_rows
 from tests.support.recorder_mqtt import (
     Requester,
     announce,
+    handler,
     publish_frames,
     serve,
     settings_for,
@@ -33,11 +34,6 @@ from tests.support.recorder_mqtt import (
 
 pytestmark = pytest.mark.broker
 DEV, OTHER = "sub-1", "sub-2"
-
-
-def handler(service: Any) -> RecorderService:
-    assert isinstance(service.handler, RecorderService)
-    return service.handler
 
 
 def wait_until(check: Callable[[], bool], timeout: float = 10.0) -> bool:
@@ -116,7 +112,7 @@ def test_wildcard_kept_by_an_older_recorders_session_is_dropped(
     broker, run_service, mqtt_client, tmp_path: Path
 ) -> None:
     settings = settings_for(broker, tmp_path)  # one client id: the broker keeps its session
-    older = make_runtime(settings)
+    older, _ = build(settings)  # the same durable session, served by the older handler
     run_service(older, OlderRecorder()).stop()  # upgrade: har/+/imu stays subscribed
     service = serve(run_service, settings)
     recorder, counters = handler(service), service.runtime.counters

@@ -67,13 +67,27 @@ def recorded_rows(table: pa.Table) -> list[tuple[int, int, float]]:
 
 
 class FlakyDisk:
-    """An ``os.write`` that fails with ENOSPC while ``full`` (after a partial write)."""
+    """An ``os.write`` that fails with ENOSPC while ``full`` (after a partial write).
+
+    ``room`` (bytes, None: unlimited) is a disk that is nearly full: writes
+    succeed while they fit, and the first that does not is torn and fails, so
+    a small record still goes in while a Parquet file no longer does.
+    """
 
     def __init__(self) -> None:
         self.full = False
+        self.room: int | None = None
+        self.failures = 0
 
     def __call__(self, fd: int, data: bytes) -> int:
-        if self.full:
-            os.write(fd, data[: len(data) // 2])  # a torn write, then the error
+        room = self.room
+        if self.full or (room is not None and len(data) > room):
+            torn = len(data) // 2 if room is None else min(room, len(data) // 2)
+            written = os.write(fd, data[:torn])  # a torn write, then the error
+            if room is not None:
+                self.room = room - written
+            self.failures += 1
             raise OSError(errno.ENOSPC, "No space left on device")
+        if room is not None:
+            self.room = room - len(data)
         return os.write(fd, data)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from pathlib import Path
@@ -15,8 +16,10 @@ from paho.mqtt.properties import Properties
 from imu_har.protocol import topics
 from imu_har.protocol.messages import DeviceStatus
 from imu_har.runtime.client import Collector
-from services.recorder.app import RecorderService, RecorderSettings, make_runtime
-from services.recorder.core import Recorder
+from services.recorder.app import build
+from services.recorder.handler import RecorderHandler
+from services.recorder.segments import WriteFn
+from services.recorder.settings import RecorderSettings
 from tests.support.recorder import make_frame
 
 
@@ -37,12 +40,26 @@ class Requester:
         correlation: bytes | None = None,
     ) -> dict[str, Any]:
         """Publish ``command`` and return the reply carrying our (or the given) correlation data."""
+        return self.wait(self.post(command, correlation), timeout)
+
+    def post(
+        self,
+        command: dict[str, Any] | bytes,
+        correlation: bytes | None = None,
+        response_topic: str | None = None,
+    ) -> bytes:
+        """Publish ``command`` without waiting; its correlation data (for :meth:`wait`)."""
         correlation = correlation or uuid.uuid4().bytes
         props = Properties(PacketTypes.PUBLISH)
-        props.ResponseTopic = self.response_topic
+        props.ResponseTopic = response_topic or self.response_topic
         props.CorrelationData = correlation
         payload = command if isinstance(command, bytes) else json.dumps(command).encode()
-        self.client.publish(f"{self.root}/recorder/cmd", payload, qos=1, properties=props)
+        topic = topics.RECORDER_CMD.format(self.root)
+        self.client.publish(topic, payload, qos=1, properties=props)
+        return correlation
+
+    def wait(self, correlation: bytes, timeout: float = 10.0) -> dict[str, Any]:
+        """The next reply carrying ``correlation`` not returned before."""
 
         def new(messages: list[mqtt.MQTTMessage]) -> list[mqtt.MQTTMessage]:
             return [
@@ -51,9 +68,13 @@ class Requester:
 
         found = new(self.replies.wait_for(timeout=timeout, predicate=lambda m: bool(new(m))))
         if not found:
-            raise TimeoutError(f"no reply to {payload[:80]!r}")
+            raise TimeoutError(f"no reply with correlation data {correlation!r}")
         self._taken.add(id(found[0]))  # a repeated correlation waits for its own reply
         return dict(json.loads(found[0].payload))
+
+    def replies_to(self, correlation: bytes) -> int:
+        """How many replies carrying ``correlation`` arrived so far."""
+        return sum(_correlation(m) == correlation for m in self.replies.wait_for(0, timeout=0))
 
 
 def _correlation(message: mqtt.MQTTMessage) -> bytes | None:
@@ -65,9 +86,8 @@ def publish_frames(
     client: mqtt.Client, device: str, seqs: range, root: str = "har", qos: int = 1
 ) -> None:
     """Publish frames ``seqs`` of ``device`` and wait until the broker has each one."""
-    infos = [
-        client.publish(f"{root}/{device}/imu", make_frame(device, seq)[1], qos=qos) for seq in seqs
-    ]
+    topic = topics.IMU.format(root, device=device)
+    infos = [client.publish(topic, make_frame(device, seq)[1], qos=qos) for seq in seqs]
     for info in infos:
         info.wait_for_publish(timeout=30)
 
@@ -80,6 +100,7 @@ def announce(client: mqtt.Client, device: str, root: str = "har") -> None:
 
 
 def settings_for(broker: Any, tmp_path: Path, **kwargs: Any) -> RecorderSettings:
+    """Recorder settings for the private broker, a fresh client id and a quick status."""
     return RecorderSettings(
         mqtt_port=broker.port,
         data_dir=tmp_path,
@@ -89,12 +110,19 @@ def settings_for(broker: Any, tmp_path: Path, **kwargs: Any) -> RecorderSettings
     )
 
 
-def serve(run_service: Any, settings: RecorderSettings, core: Recorder | None = None) -> Any:
-    runtime = make_runtime(settings)
-    return run_service(runtime, RecorderService(settings, runtime, core))
+def serve(run_service: Any, settings: RecorderSettings, write: WriteFn = os.write) -> Any:
+    """The recorder made by :func:`services.recorder.app.build`, running on a thread."""
+    return run_service(*build(settings, write))
+
+
+def handler(service: Any) -> RecorderHandler:
+    """The recorder handler of a service started by :func:`serve`."""
+    assert isinstance(service.handler, RecorderHandler)
+    return service.handler
 
 
 def wait_rows(requester: Requester, rows: int, timeout: float = 20.0) -> dict[str, Any]:
+    """The status once the first open session holds ``rows`` (or the last one at the timeout)."""
     deadline = time.monotonic() + timeout
     while True:
         status = requester.send({"action": "status"})["data"]
