@@ -30,6 +30,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from bench.common import report
 from imu_har.ops.broker import MosquittoBroker
+from imu_har.protocol import topics
 from imu_har.protocol.codec import Frame, encode_frame
 from imu_har.protocol.commands import StartRecording, StopRecording
 from imu_har.protocol.messages import RecorderStatus
@@ -113,18 +114,20 @@ def bench_mqtt(
         client = publisher(broker)
         online = lambda m: bool(m) and b'"online"' in m[-1].payload  # noqa: E731
         try:
-            status = Collector(client, "har/recorder/status")
+            status = Collector(client, topics.RECORDER_STATUS.format())
             status.wait_for(predicate=online)
-            replies = Collector(client, "har/recorder/reply")
+            replies = Collector(client, topics.RECORDER_REPLY.format())
+            command_topic = topics.RECORDER_CMD.format()
             start = b'{"action": "start", "device": "%s", "label": "Squat"}' % DEVICE.encode()
-            client.publish("har/recorder/cmd", start, qos=1)
+            client.publish(command_topic, start, qos=1)
             replies.wait_for(1)
             rows = len(data) * per_frame
             if drain:
                 proc.terminate()
                 proc.wait(30)
             t0 = time.perf_counter()
-            infos = [client.publish(f"har/{DEVICE}/imu", p, qos=1) for p in data]
+            frame_topic = topics.IMU.format(device=DEVICE)
+            infos = [client.publish(frame_topic, p, qos=1) for p in data]
             infos[-1].wait_for_publish(600)
             published = time.perf_counter()
             publish_rate = rows / (published - t0)
@@ -138,7 +141,7 @@ def bench_mqtt(
             )
             t1 = time.perf_counter()
             stop = b'{"action": "stop", "device": "%s"}' % DEVICE.encode()
-            client.publish("har/recorder/cmd", stop, qos=1)
+            client.publish(command_topic, stop, qos=1)
             replies.wait_for(2, timeout=120)
             t2 = time.perf_counter()
             assert b'"finalized":true' in replies.messages[-1].payload, replies.messages[-1].payload

@@ -133,7 +133,6 @@ NOT_YET = {
     "bench/bench_dashboard.py",
     "bench/bench_e2e.py",
     "bench/bench_gateway.py",
-    "bench/bench_recorder.py",
     "bench/bench_windower.py",
 }
 
