@@ -5,7 +5,7 @@ behind one asyncio lock (BlueZ handles one scan/connect at a time); streaming
 runs concurrently. Connections use bleak-retry-connector's
 ``establish_connection``; a dropped link reconnects with exponential backoff.
 Notifications are only enqueued by the callback (decoding and publishing happen
-off the BLE callback, see :mod:`services.ble_gateway.app`); each connection has
+off the BLE callback, see :mod:`services.ble_gateway.gateway`); each connection has
 a generation number, so a callback left over from an earlier connection cannot
 publish duplicates. A silent sensor is reported and, if it stays silent,
 disconnected and reconnected.
@@ -18,8 +18,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bleak import BleakClient, BleakScanner
 from bleak.backends.device import BLEDevice
@@ -27,64 +26,15 @@ from bleak.backends.scanner import AdvertisementData
 from bleak.exc import BleakError
 from bleak_retry_connector import establish_connection
 
-from services.ble_gateway import packets
 from services.ble_gateway.core import DeviceLink, GatewayCore
+from services.ble_gateway.specs import BleDeviceConfig
+
+if TYPE_CHECKING:
+    from services.ble_gateway.settings import GatewaySettings
 
 logger = logging.getLogger(__name__)
 
 Sink = Callable[[str, bytes, float], object]
-
-
-@dataclass(frozen=True)
-class BleDeviceConfig:
-    """How to find one wearable and read it; at least one of address, name, service_uuid."""
-
-    device: str
-    address: str | None = None
-    name: str | None = None
-    service_uuid: str | None = None
-    char_uuid: str = packets.IMU_CHAR_UUID
-    fmt: str = packets.BATCHED
-    rate: float = 50.0
-
-    def matches(self, device: BLEDevice, adv: AdvertisementData) -> bool:
-        """Whether a scanned device is this wearable."""
-        if self.address and device.address.lower() != self.address.lower():
-            return False
-        if self.name and self.name not in (adv.local_name, device.name):
-            return False
-        uuids = [u.lower() for u in adv.service_uuids]
-        return not (self.service_uuid and self.service_uuid.lower() not in uuids)
-
-
-def parse_device_spec(spec: str | dict[str, Any]) -> BleDeviceConfig:
-    """``"id=wrist;address=AA:BB:..;format=legacy"`` (or a dict) -> :class:`BleDeviceConfig`."""
-    if isinstance(spec, str):
-        items = [part.split("=", 1) for part in spec.split(";") if part.strip()]
-        if any(len(item) != 2 for item in items):
-            raise ValueError(f"device spec {spec!r} must be key=value pairs joined by ';'")
-        spec = {k.strip(): v.strip() for k, v in items}
-    keys = {"id", "device", "address", "name", "service", "service_uuid", "char", "char_uuid"}
-    unknown = set(spec) - keys - {"format", "fmt", "rate"}
-    if unknown:
-        raise ValueError(f"unknown device setting(s) {sorted(unknown)}")
-    device = spec.get("id") or spec.get("device")
-    if not device:
-        raise ValueError(f"device spec {spec!r} needs an id")
-    config = BleDeviceConfig(
-        device=str(device),
-        address=spec.get("address"),
-        name=spec.get("name"),
-        service_uuid=spec.get("service") or spec.get("service_uuid"),
-        char_uuid=str(spec.get("char") or spec.get("char_uuid") or packets.IMU_CHAR_UUID),
-        fmt=str(spec.get("format") or spec.get("fmt") or packets.BATCHED),
-        rate=float(spec.get("rate", 50.0)),
-    )
-    if not (config.address or config.name or config.service_uuid):
-        raise ValueError(f"device {device!r} needs an address, a name or a service uuid")
-    if config.fmt not in packets.FORMATS:
-        raise ValueError(f"device {device!r}: format must be one of {packets.FORMATS}")
-    return config
 
 
 class BleSource:
@@ -95,23 +45,30 @@ class BleSource:
         core: GatewayCore,
         configs: list[BleDeviceConfig],
         sink: Sink,
+        settings: GatewaySettings,
         *,
-        scan_timeout: float = 10.0,
-        backoff_max: float = 30.0,
-        silence_timeout: float = 5.0,
         backend_kwargs: dict[str, Any] | None = None,
         scanner_kwargs: dict[str, Any] | None = None,
+        on_close: Callable[[], None] | None = None,
     ) -> None:
         self.core, self.configs, self.sink = core, configs, sink
-        self.scan_timeout, self.backoff_max = scan_timeout, backoff_max
-        self.silence_timeout = silence_timeout
+        self.scan_timeout, self.backoff_max = settings.scan_timeout, settings.backoff_max
+        self.silence_timeout = settings.silence_timeout
         self.backend_kwargs = backend_kwargs or {}
         self.scanner_kwargs = scanner_kwargs or {}
+        self.on_close = on_close
         self.lock = asyncio.Lock()  # one scan or connect at a time (BlueZ)
+        # One entry per configured device (bounded by --max-devices, like the links).
         self.generation: dict[str, int] = {}
         self.stale_notifications = 0
         for config in configs:
-            core.add(DeviceLink(config.device, source="ble", fmt=config.fmt, rate=config.rate))
+            rate = config.rate or settings.rate
+            core.add(DeviceLink(config.device, rate=rate, source="ble", fmt=config.fmt))
+
+    def close(self) -> None:
+        """Release what the backend holds (the virtual peripherals)."""
+        if self.on_close is not None:
+            self.on_close()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Serve every wearable until ``stop`` is set."""

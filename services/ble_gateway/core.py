@@ -6,6 +6,10 @@ of one device is decoded (:mod:`packets`), turned into a raw :class:`Frame`
 always) and published on ``<root>/<device>/imu``. Each device's link state and
 counters become its retained :class:`DeviceStatus`, published when the state
 changes and every status interval otherwise.
+
+The core serves at most ``--max-devices`` wearables (every per-device structure
+of the gateway is a link here, or is bounded by the links); a bad input is
+counted through ``reject`` and the other devices keep streaming.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -24,6 +28,9 @@ from imu_har.protocol.codec import Frame, encode_frame
 from imu_har.protocol.errors import PayloadError
 from imu_har.protocol.messages import DeviceState, DeviceStatus, GroundTruth
 from services.ble_gateway import packets
+
+if TYPE_CHECKING:
+    from services.ble_gateway.settings import GatewaySettings
 
 logger = logging.getLogger(__name__)
 
@@ -37,9 +44,9 @@ class DeviceLink:
     """One wearable's link state, decoder state and counters."""
 
     device: str
+    rate: float  # Hz, of packets that announce none
     source: str = "ble"
     fmt: str = packets.BATCHED
-    rate: float = 50.0
     address: str | None = None
     state: DeviceState = "disconnected"
     rssi: int | None = None
@@ -109,29 +116,40 @@ class GatewayCore:
     def __init__(
         self,
         publish: Publish,
-        root: str = topics.DEFAULT_ROOT,
+        settings: GatewaySettings,
         *,
-        qos: int = 0,
-        status_interval: float = 5.0,
         reject: Reject | None = None,
         publish_many: PublishMany | None = None,
     ) -> None:
         self.publish = publish
         self.publish_many = publish_many
         self._held: list[tuple[str, bytes]] | None = None
-        self.root = root
-        self.qos = qos
-        self.status_interval = status_interval
+        self.root = settings.topic_root
+        self.qos = settings.qos
+        self.status_interval = settings.status_interval
+        self.max_devices = settings.max_devices
         self.reject = reject or (lambda reason, text: logger.warning("%s: %s", reason, text))
         self.links: dict[str, DeviceLink] = {}
         self._status_due = 0.0
-        self._imu_topics: dict[str, str] = {}
+        # Device ids are validated once, in add(); the hot paths only concatenate.
+        self._imu_topic = topics.IMU.fast(self.root)
+        self._status_topic = topics.DEVICE_STATUS.fast(self.root)
+        self._truth_topic = topics.GROUND_TRUTH.fast(self.root)
 
     def add(self, link: DeviceLink) -> DeviceLink:
-        """Register a device (its id is validated as a topic level)."""
+        """Register a device: its id must be valid and new, and there must be room for it.
+
+        Raises :class:`PayloadError` (``bad_device``, ``too_many_devices``) or
+        ``ValueError`` for an id registered twice.
+        """
         topics.validate_device_id(link.device)
+        if link.device in self.links:
+            raise ValueError(f"device {link.device!r} is registered twice")
+        if len(self.links) >= self.max_devices:
+            raise PayloadError(
+                "too_many_devices", f"{link.device!r}: already {self.max_devices} devices"
+            )
         self.links[link.device] = link
-        self._imu_topics[link.device] = topics.IMU.format(self.root, device=link.device)
         return link
 
     def on_packet(self, device: str, data: bytes, received_at: float) -> bool:
@@ -142,6 +160,7 @@ class GatewayCore:
             return False
         try:
             frame = link.to_frame(data, received_at)
+            payload = encode_frame(frame) if frame is not None else b""
         except PayloadError as exc:
             link.decode_errors += 1
             link.error = f"bad packet ({exc.reason}): {exc.args[0]}"
@@ -153,12 +172,18 @@ class GatewayCore:
         if link.state != "streaming":
             link.error = None
             self.set_state(link, "streaming")
-        self.publish_frame(frame)
+        self._send(device, payload)
         return True
 
     def publish_frame(self, frame: Frame) -> None:
-        """Publish a raw frame on its device's imu topic (held while inside :meth:`batch`)."""
-        topic, payload = self._imu_topics[frame.device], encode_frame(frame)
+        """Publish a raw frame on its device's imu topic (held while inside :meth:`batch`).
+
+        Raises :class:`PayloadError` for a frame that is not valid.
+        """
+        self._send(frame.device, encode_frame(frame))
+
+    def _send(self, device: str, payload: bytes) -> None:
+        topic = self._imu_topic(device)
         if self._held is not None:
             self._held.append((topic, payload))
         else:
@@ -183,8 +208,8 @@ class GatewayCore:
 
     def publish_samples(
         self, link: DeviceLink, samples: np.ndarray, received_at: float, device_time: float | None
-    ) -> None:
-        """Publish float samples that did not come as a packet (replay)."""
+    ) -> bool:
+        """Publish float samples that did not come as a packet (replay); a bad frame is counted."""
         frame = Frame(
             device=link.device,
             seq=link.frames & 0xFFFFFFFF,
@@ -193,12 +218,19 @@ class GatewayCore:
             samples=np.asarray(samples, dtype=np.float32),
             device_time=device_time,
         )
+        try:
+            payload = encode_frame(frame)
+        except PayloadError as exc:
+            link.decode_errors += 1
+            self.reject(exc.reason, f"{link.device}: {exc.args[0]}")
+            return False
         link.frames += 1
         link.samples += len(frame.samples)
         link.last_data = time.monotonic()
         if link.state != "streaming":
             self.set_state(link, "streaming")
-        self.publish_frame(frame)
+        self._send(link.device, payload)
+        return True
 
     def set_state(
         self, link: DeviceLink, state: DeviceState, error: str | None = None, **fields: Any
@@ -219,12 +251,7 @@ class GatewayCore:
     def publish_status(self, link: DeviceLink) -> None:
         """Publish one device's retained status now."""
         status = link.status(time.monotonic())
-        self.publish(
-            topics.DEVICE_STATUS.format(self.root, device=link.device),
-            status.to_payload(),
-            1,
-            True,
-        )
+        self.publish(self._status_topic(link.device), status.to_payload(), 1, True)
 
     def publish_statuses(self, now: float, force: bool = False) -> None:
         """Publish every device's status when the status interval has passed (monotonic now)."""
@@ -236,11 +263,22 @@ class GatewayCore:
 
     def publish_truth(
         self, device: str, label: str, rep: int, at: float, until: float | None = None
-    ) -> None:
-        """Publish retained ground truth of a simulated or replayed device."""
-        truth = GroundTruth(device=device, label=label, rep=rep, time=at, until=until)
-        topic = topics.GROUND_TRUTH.format(self.root, device=device)
-        self.publish(topic, truth.to_payload(), 1, True)
+    ) -> bool:
+        """Publish retained ground truth of a registered simulated or replayed device.
+
+        The sources publish at most one per notification of a device (its
+        rate is bounded by the device's packets); a bad one is counted.
+        """
+        if device not in self.links:
+            self.reject("unknown_device", f"ground truth of unregistered device {device!r}")
+            return False
+        try:
+            truth = GroundTruth(device=device, label=label, rep=rep, time=at, until=until)
+        except ValueError as exc:  # pydantic's ValidationError is a ValueError
+            self.reject("bad_truth", f"{device}: ground truth {label!r}: {exc}")
+            return False
+        self.publish(self._truth_topic(device), truth.to_payload(), 1, True)
+        return True
 
     def summary(self) -> dict[str, Any]:
         """Per-state device counts and totals, for the service status."""

@@ -1,22 +1,18 @@
-"""``--source replay``: stream a recorded table as live devices, at real time or N x.
+"""``--source replay``: stream recorded tracks as live devices, at real time or N x.
 
-Reads any Parquet file or (hive-partitioned) directory with the nine channel
-columns ``acc_x..mag_z`` plus optional columns: a device column (``device``),
-a group column (``session``), a label column (``label`` or ``activity``), an
-order column (``index``/``seq``) and a time column (``time``, seconds). Rows are
-grouped into devices (the ``device`` column, else ``replay-s<session>``), each
-device's recordings play back to back. Units: the recorder writes default
-units (g, deg/s, uT); the seed-fitness layout (acc in 0.1 g, mag in 10 uT) is
-detected from the accelerometer magnitude or forced with ``--units``.
+The tracks come from :mod:`services.ble_gateway.replay_table` (which refuses
+and counts what cannot be played). Replayed devices notify like simulated
+ones: a frame holds whole notifications of one notification interval each
+(``packet_interval``, by default the sim's 13 samples / 50 Hz = 0.26 s; 13
+samples of a 50 Hz recording, one of a 2 Hz one, never more than a full
+packet) and is published once its last sample is due. At ``--speed 1`` that is
+one notification per frame; faster replays put every notification due at a
+pacing tick into one frame, so a device never publishes more than one frame per
+tick. A recording's last, partial notification is published when it ends.
 
-Replayed devices notify like simulated ones: a frame holds whole
-notifications of one notification interval each (``packet_interval``, by
-default the sim's 13 samples / 50 Hz = 0.26 s; 13 samples of a 50 Hz
-recording, one of a 2 Hz one, never more than a full packet) and is published
-once its last sample is due. At ``--speed 1`` that is one notification per
-frame; faster replays put every notification due at a pacing tick into one
-frame, so a device never publishes more than one frame per tick. A
-recording's last, partial notification is published when it ends.
+Ground truth, like the sim's, goes out at most once per notification: the last
+label change in it. A table whose label changes on every row cannot make a
+device publish a QoS 1 message per sample.
 """
 
 from __future__ import annotations
@@ -24,123 +20,24 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.dataset as ds
 
-from imu_har.protocol.codec import DEFAULT_CHANNELS, MAX_FRAME_SAMPLES
-from imu_har.protocol.topics import validate_device_id
+from imu_har.protocol.codec import MAX_FRAME_SAMPLES
+from services.ble_gateway import packets
 from services.ble_gateway.core import DeviceLink, GatewayCore
+from services.ble_gateway.pacing import packet_samples
+from services.ble_gateway.replay_table import NO_LABEL, Track
+
+if TYPE_CHECKING:
+    from services.ble_gateway.settings import GatewaySettings
+
+__all__ = ["ReplaySource", "Track", "frame_end", "truth_changes"]
 
 logger = logging.getLogger(__name__)
 
-SEED_FITNESS_SCALE = np.array([0.1] * 3 + [1.0] * 3 + [10.0] * 3, dtype=np.float32)
-
-
-@dataclass
-class Track:
-    """One replayed device: sample times (s from its start), samples, labels."""
-
-    device: str
-    times: np.ndarray
-    samples: np.ndarray
-    labels: np.ndarray | None
-    rate: float
-
-
-def load_table(path: Path) -> pa.Table:
-    """A Parquet file or a (hive-partitioned) directory of them."""
-    if not path.exists():
-        raise FileNotFoundError(f"replay file {path} does not exist")
-    if path.is_dir():
-        return ds.dataset(path, format="parquet", partitioning="hive").to_table()
-    return ds.dataset(path, format="parquet").to_table()
-
-
-def build_tracks(
-    table: pa.Table,
-    *,
-    units: str = "auto",
-    rate: float | None = None,
-    device_map: dict[str, str] | None = None,
-) -> list[Track]:
-    """Group a table into per-device tracks in playback order (units converted)."""
-    missing = [c for c in DEFAULT_CHANNELS if c not in table.column_names]
-    if missing:
-        raise ValueError(f"replay table lacks channel columns {missing}")
-    if table.num_rows == 0:
-        raise ValueError("replay table has no rows")
-    col = {name: table.column(name).to_numpy(zero_copy_only=False) for name in table.column_names}
-    samples = np.stack([col[c] for c in DEFAULT_CHANNELS], axis=1).astype(np.float32)
-    seed_fitness = _is_seed_fitness(samples, units)
-    if seed_fitness:
-        samples = samples * SEED_FITNESS_SCALE
-    step = 1.0 / (rate or (2.0 if seed_fitness else 50.0))
-    devices = _device_ids(col, table.num_rows, device_map or {})
-    label_col = next((c for c in ("label", "activity") if c in col), None)
-    labels = col[label_col].astype(str) if label_col else None
-    recording = [col[c].astype(str) for c in ("session", label_col) if c and c in col]
-    order = next((col[c] for c in ("index", "seq", "time", "device_time") if c in col), None)
-    tracks = []
-    for rows in _groups(devices):
-        keys = np.array(["\0".join(k) for k in zip(*(r[rows] for r in recording), strict=True)])
-        parts, times, offset = [], [], 0.0
-        for sub in _groups(keys) if recording else [np.arange(len(rows))]:
-            rec = rows[sub]
-            if order is not None:
-                rec = rec[np.argsort(order[rec], kind="stable")]
-            t = col["time"][rec].astype(float) if "time" in col else np.arange(len(rec)) * step
-            t = t - t[0] + offset
-            parts.append(rec)
-            times.append(t)
-            offset = float(t[-1]) + step
-        index, all_times = np.concatenate(parts), np.concatenate(times)
-        diffs = np.diff(all_times)
-        positive = diffs[diffs > 0]
-        track_rate = float(1 / np.median(positive)) if positive.size else 1.0 / step
-        track_labels = labels[index] if labels is not None else None
-        tracks.append(
-            Track(str(devices[rows[0]]), all_times, samples[index], track_labels, track_rate)
-        )
-    return tracks
-
-
-def _groups(keys: np.ndarray) -> list[np.ndarray]:
-    """Row indices of each distinct key, groups in order of first appearance."""
-    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
-    rows = np.argsort(inverse, kind="stable")
-    groups = np.split(rows, np.cumsum(np.bincount(inverse))[:-1])
-    return [groups[g] for g in np.argsort(first)]
-
-
-def _is_seed_fitness(samples: np.ndarray, units: str) -> bool:
-    if units != "auto":
-        return units == "seed-fitness"
-    magnitude = np.linalg.norm(samples[:, :3], axis=1)
-    return bool(len(magnitude)) and float(np.median(magnitude)) > 4.0
-
-
-def _device_ids(col: dict[str, np.ndarray], n: int, device_map: dict[str, str]) -> np.ndarray:
-    if "device" in col:
-        raw = col["device"].astype(str)
-    elif "session" in col:
-        raw = np.array([_session_id(s) for s in col["session"]])
-    else:
-        raw = np.full(n, "replay-01")
-    mapped = np.array([device_map.get(d, d) for d in raw])
-    for device in np.unique(mapped):
-        validate_device_id(str(device))
-    return mapped
-
-
-def _session_id(session: object) -> str:
-    try:
-        return f"replay-s{int(session):02d}"  # type: ignore[call-overload]
-    except (TypeError, ValueError):
-        return "replay-" + "".join(c if c.isalnum() or c in "_-" else "_" for c in str(session))
+CHECK_INTERVAL = 0.1  # s: how often due notifications are looked for (or --tick if shorter)
 
 
 def frame_end(times: np.ndarray, start: int, elapsed: float, packet: int) -> int:
@@ -155,28 +52,31 @@ def frame_end(times: np.ndarray, start: int, elapsed: float, packet: int) -> int
     return min(end, start + max(packet, MAX_FRAME_SAMPLES // packet * packet))
 
 
+def truth_changes(labels: np.ndarray, before: str, packet: int) -> np.ndarray:
+    """Indices of the label changes to publish: the last one in each ``packet`` of ``labels``.
+
+    ``before`` is the label of the sample before ``labels[0]``.
+    """
+    previous = np.concatenate([[before], labels[:-1]])
+    changed = np.flatnonzero(labels != previous)
+    chunk = changed // packet
+    return changed[np.append(chunk[1:] != chunk[:-1], True)] if changed.size else changed
+
+
 class ReplaySource:
     """Plays tracks into the gateway core, paced by the recording's times / speed."""
 
-    def __init__(
-        self,
-        core: GatewayCore,
-        tracks: list[Track],
-        *,
-        speed: float = 1.0,
-        tick: float = 0.1,
-        loop: bool = False,
-        truth: bool = True,
-        packet_interval: float = 13 / 50.0,
-        packet_max: int = 13,
-    ) -> None:
-        self.core, self.tracks, self.speed = core, tracks, speed
-        self.tick, self.loop, self.truth = tick, loop, truth
+    def __init__(self, core: GatewayCore, tracks: list[Track], settings: GatewaySettings) -> None:
+        self.core, self.tracks, self.speed = core, tracks, settings.speed
+        self.tick = min(settings.tick or CHECK_INTERVAL, CHECK_INTERVAL)
+        self.loop, self.truth = settings.loop, settings.truth
         # Samples per notification of each track: one notification interval, at most a packet.
-        self.packets = [max(1, min(packet_max, round(packet_interval * t.rate))) for t in tracks]
+        interval = packet_samples(settings.mtu, settings.rate, settings.tick) / settings.rate
+        packet_max = packets.samples_per_packet(settings.mtu)
+        self.packets = [max(1, min(packet_max, round(interval * t.rate))) for t in tracks]
         self.finished = asyncio.Event()
         for track in tracks:
-            core.add(DeviceLink(track.device, source="replay", rate=track.rate))
+            core.add(DeviceLink(track.device, rate=track.rate, source="replay"))
 
     async def run(self, stop: asyncio.Event) -> None:
         """Play until every track ended (or forever with ``loop``) or ``stop``."""
@@ -190,10 +90,13 @@ class ReplaySource:
             self.core.set_state(self.core.links[track.device], "disconnected", error="replay ended")
         self.finished.set()
 
+    def close(self) -> None:
+        """Nothing to release: the tracks are in memory."""
+
     async def _play_once(self, stop: asyncio.Event) -> None:
         start = time.monotonic()
         cursors = dict.fromkeys(range(len(self.tracks)), 0)
-        last_label: dict[int, str] = {}
+        last_label: dict[int, str] = {}  # per track: at most one entry per device
         device_start = time.time()
         while cursors and not stop.is_set():
             elapsed = (time.monotonic() - start) * self.speed
@@ -226,8 +129,8 @@ class ReplaySource:
         self.core.publish_samples(link, track.samples[a:b], now, t0 + float(track.times[a]))
         if self.truth and track.labels is not None:
             labels = track.labels[a:b]
-            before = np.concatenate([[last_label.get(i, "")], labels[:-1]])
-            for k in np.flatnonzero(labels != before):
-                at = t0 + float(track.times[a + k]) / self.speed
-                self.core.publish_truth(track.device, str(labels[k]), 0, at)
+            for k in truth_changes(labels, last_label.get(i, NO_LABEL), self.packets[i]):
+                if labels[k] != NO_LABEL:
+                    at = t0 + float(track.times[a + k]) / self.speed
+                    self.core.publish_truth(track.device, str(labels[k]), 0, at)
             last_label[i] = str(labels[-1])

@@ -26,16 +26,16 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from imu_har.sim.simulation import (
     LABELS,
     REST,
-    Schedule,
     WearableFleet,
     label_index,
+    parse_schedule,
     random_profile,
     random_schedule,
     schedule_segments,
@@ -43,6 +43,9 @@ from imu_har.sim.simulation import (
 from services.ble_gateway import packets
 from services.ble_gateway.core import DeviceLink, GatewayCore
 from services.ble_gateway.pacing import MAX_BACKLOG, Pacer, packet_samples
+
+if TYPE_CHECKING:
+    from services.ble_gateway.settings import GatewaySettings
 
 __all__ = ["MAX_BACKLOG", "Pacer", "SimFleet", "SimSource", "packet_samples"]
 
@@ -66,23 +69,14 @@ class SimFleet:
     at the same time; device ``i`` sends its samples from ``phases[i]`` on.
     """
 
-    def __init__(
-        self,
-        n: int,
-        *,
-        rate: float = 50.0,
-        mtu: int = 247,
-        schedule: Schedule | None = None,
-        seed: int = 0,
-        prefix: str = "sim",
-        tick: float | None = None,
-        start_seq: int | None = None,
-    ) -> None:
-        rng = np.random.default_rng(seed)
+    def __init__(self, settings: GatewaySettings, *, start_seq: int | None = None) -> None:
+        n, rate, tick = settings.devices, settings.rate, settings.tick
+        schedule = parse_schedule(settings.schedule) if settings.schedule else None
+        rng = np.random.default_rng(settings.seed)
         self.rate = rate
-        self.devices = [f"{prefix}-{i + 1:03d}" for i in range(n)]
-        self.fleet = WearableFleet([random_profile(rng) for _ in range(n)], rate, seed)
-        self.per_packet = packet_samples(mtu, rate, tick)
+        self.devices = [f"{settings.device_prefix}-{i + 1:03d}" for i in range(n)]
+        self.fleet = WearableFleet([random_profile(rng) for _ in range(n)], rate, settings.seed)
+        self.per_packet = packet_samples(settings.mtu, rate, tick)
         plans = [schedule or random_schedule(rng) for _ in range(n)]
         self._cursors: list[Iterator[tuple[str, int]]] = [
             schedule_segments(plan, rate, loop=True) for plan in plans
@@ -197,13 +191,11 @@ class SimSource:
         core: GatewayCore,
         fleet: SimFleet,
         sink: Sink,
-        *,
-        tick: float | None = None,
-        truth: bool = True,
+        settings: GatewaySettings,
     ) -> None:
         self.core, self.fleet, self.sink = core, fleet, sink
-        self.truth = truth
-        self.pacer = Pacer(fleet.rate, fleet.per_packet, np.unique(fleet.phases), tick)
+        self.truth = settings.truth
+        self.pacer = Pacer(fleet.rate, fleet.per_packet, np.unique(fleet.phases), settings.tick)
         for device in fleet.devices:
             core.add(DeviceLink(device, source="sim", rate=fleet.rate, address=None))
 
@@ -232,6 +224,9 @@ class SimSource:
         for link in self.core.links.values():
             if link.source == "sim":
                 self.core.set_state(link, "disconnected")
+
+    def close(self) -> None:
+        """Nothing to release: the fleet is in memory."""
 
     def step(self, elapsed: float, now: float) -> int:
         """Send the packets full at ``elapsed`` s since the start (wall clock ``now``); count."""

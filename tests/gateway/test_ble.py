@@ -12,8 +12,10 @@ from bleak import BleakClient, BleakScanner
 
 from imu_har.protocol.codec import decode_frame
 from services.ble_gateway import packets
-from services.ble_gateway.ble import BleDeviceConfig, BleSource, parse_device_spec
+from services.ble_gateway.ble import BleSource
 from services.ble_gateway.core import GatewayCore
+from services.ble_gateway.settings import GatewaySettings
+from services.ble_gateway.specs import BleDeviceConfig, parse_device_spec
 from services.ble_gateway.virtual import (
     IMU_CHAR_UUID,
     SERVICE_UUID,
@@ -67,14 +69,15 @@ def _source(
     air: VirtualAir, configs: list[BleDeviceConfig], silence: float = 5.0
 ) -> tuple[GatewayCore, BleSource, list[tuple[str, bytes, int, bool]]]:
     sent: list[tuple[str, bytes, int, bool]] = []
-    core = GatewayCore(lambda *m: sent.append(m), status_interval=0.5)
+    settings = GatewaySettings(
+        status_interval=0.5, scan_timeout=0.5, backoff_max=1.0, silence_timeout=silence
+    )
+    core = GatewayCore(lambda *m: sent.append(m), settings)
     source = BleSource(
         core,
         configs,
         lambda device, data, t: core.on_packet(device, data, t),
-        scan_timeout=0.5,
-        backoff_max=1.0,
-        silence_timeout=silence,
+        settings,
         backend_kwargs={"backend": VirtualBleakClient, "air": air},
         scanner_kwargs={"backend": VirtualBleakScanner, "air": air},
     )

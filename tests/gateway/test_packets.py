@@ -12,6 +12,7 @@ from imu_har.protocol.codec import decode_frame
 from imu_har.protocol.errors import PayloadError
 from services.ble_gateway import packets
 from services.ble_gateway.core import DeviceLink, GatewayCore
+from services.ble_gateway.settings import GatewaySettings
 
 VECTORS = json.loads(
     (Path(__file__).resolve().parents[2] / "firmware" / "test_vectors.json").read_text()
@@ -78,7 +79,9 @@ def test_device_clock_unwraps() -> None:
 def test_core_publishes_frames_counts_gaps_and_bad_packets() -> None:
     sent: list[tuple[str, bytes, int, bool]] = []
     rejected: list[str] = []
-    core = GatewayCore(lambda *m: sent.append(m), reject=lambda r, _t: rejected.append(r))
+    core = GatewayCore(
+        lambda *m: sent.append(m), GatewaySettings(), reject=lambda r, _t: rejected.append(r)
+    )
     link = core.add(DeviceLink("wrist-1", rate=50.0))
     samples = np.zeros((3, 9), np.float32)
     samples[:, 2] = 1.0
@@ -104,7 +107,7 @@ def test_core_publishes_frames_counts_gaps_and_bad_packets() -> None:
 def test_core_batch_sends_frames_in_one_publish_many_call() -> None:
     single: list[tuple[str, bytes, int, bool]] = []
     batches: list[list[tuple[str, bytes]]] = []
-    core = GatewayCore(lambda *m: single.append(m), publish_many=batches.append)
+    core = GatewayCore(lambda *m: single.append(m), GatewaySettings(), publish_many=batches.append)
     core.add(DeviceLink("wrist-1", rate=50.0))
     core.add(DeviceLink("wrist-2", rate=50.0))
     samples = np.zeros((13, 9), np.float32)
@@ -125,7 +128,8 @@ def test_core_batch_sends_frames_in_one_publish_many_call() -> None:
 def test_core_batch_is_off_at_qos_1() -> None:
     single: list[tuple[str, bytes, int, bool]] = []
     batches: list[list[tuple[str, bytes]]] = []
-    core = GatewayCore(lambda *m: single.append(m), qos=1, publish_many=batches.append)
+    settings = GatewaySettings(qos=1)
+    core = GatewayCore(lambda *m: single.append(m), settings, publish_many=batches.append)
     core.add(DeviceLink("wrist-1", rate=50.0))
     with core.batch():
         core.on_packet(

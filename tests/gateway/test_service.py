@@ -13,23 +13,20 @@ import pytest
 from imu_har.protocol.codec import decode_frame, decode_window
 from imu_har.protocol.messages import DeviceStatus, GroundTruth, ServiceStatus
 from imu_har.runtime.client import Collector
-from imu_har.runtime.service import ServiceRuntime
 from imu_har.sim.simulation import synthetic_recordings
-from services.ble_gateway.app import GatewayService, GatewaySettings, main
-from services.ble_gateway.replay import build_tracks
-from services.windower.app import WindowerService, WindowerSettings
+from services.ble_gateway.app import GatewaySettings, build, main
+from services.ble_gateway.replay_table import build_tracks
+from services.windower.app import WindowerSettings
+from services.windower.app import build as build_windower
 
 pytestmark = pytest.mark.broker
 
 
 def start(broker, run_service, **overrides):  # type: ignore[no-untyped-def]
-    windower_settings = WindowerSettings(mqtt_port=broker.port, length=20, hop=10)
-    windower_runtime = ServiceRuntime("windower", windower_settings, max_batch=256)
-    run_service(windower_runtime, WindowerService(windower_settings, windower_runtime))
+    run_service(*build_windower(WindowerSettings(mqtt_port=broker.port, length=20, hop=10)))
     settings = GatewaySettings(mqtt_port=broker.port, status_interval=0.5, **overrides)
-    runtime = ServiceRuntime("gateway", settings)
-    service = GatewayService(settings, runtime)
-    return run_service(runtime, service), service
+    runtime, handler = build(settings)
+    return run_service(runtime, handler), handler
 
 
 def test_sim_devices_reach_the_windower(broker, run_service, mqtt_client):  # type: ignore[no-untyped-def]
@@ -142,19 +139,21 @@ def test_replay_tables_units_and_grouping(tmp_path: Path) -> None:
             seed_like = seed_like.set_column(
                 seed_like.schema.get_field_index(column), column, pa.array(values, pa.float32())
             )
-    tracks = build_tracks(seed_like)
+    default = GatewaySettings()
+    tracks = build_tracks(seed_like, default)
     assert [t.device for t in tracks] == ["replay-s00"]
-    original = build_tracks(table)[0]
+    original = build_tracks(table, default)[0]
     np.testing.assert_allclose(tracks[0].samples, original.samples, rtol=1e-5, atol=1e-4)
     assert tracks[0].rate == pytest.approx(2.0)  # seed-fitness default when there is no time
     assert tracks[0].labels is not None
     assert list(tracks[0].labels[[0, -1]]) == ["Squat", "Situp"]
     recorder_like = table.append_column("device", pa.array(["wrist-7"] * table.num_rows))
-    assert [t.device for t in build_tracks(recorder_like, units="default")] == ["wrist-7"]
+    default_units = GatewaySettings(units="default")
+    assert [t.device for t in build_tracks(recorder_like, default_units)] == ["wrist-7"]
     with pytest.raises(ValueError, match="channel"):
-        build_tracks(table.drop(["acc_x"]))
-    with pytest.raises(Exception, match="device id"):
-        build_tracks(recorder_like, device_map={"wrist-7": "bad/+id"})
+        build_tracks(table.drop(["acc_x"]), default)
+    with pytest.raises(ValueError, match="device id"):
+        GatewaySettings(device_map=["wrist-7=bad/+id"])
 
 
 def test_cli_refuses_bad_settings(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -170,3 +169,47 @@ def test_cli_refuses_bad_settings(tmp_path: Path, capsys: pytest.CaptureFixture[
         with pytest.raises(SystemExit) as info:
             main(bad)
         assert info.value.code == 2
+
+
+def test_a_hostile_replay_table_plays_its_good_device(  # type: ignore[no-untyped-def]
+    broker, run_service, mqtt_client, tmp_path
+):
+    table = synthetic_recordings(1, 1.0, rate=50.0, seed=2, labels=("Squat",))
+    n = table.num_rows
+    parts = [table.append_column("device", pa.array([d] * n)) for d in ("good", "bad/+", "x\n")]
+    hostile = pa.concat_tables(parts)
+    acc = np.asarray(hostile["acc_x"], dtype=np.float64).copy()
+    acc[5] = np.nan
+    labels = np.asarray(hostile["activity"]).astype(object)
+    labels[n // 2 :] = "rm -rf /\n"
+    for name, values in (("acc_x", acc), ("activity", labels)):
+        index = hostile.schema.get_field_index(name)
+        hostile = hostile.set_column(index, name, pa.array(values))
+    path = tmp_path / "hostile.parquet"
+    pq.write_table(hostile, path)
+    frames = Collector(mqtt_client, "har/+/imu")
+    truth = Collector(mqtt_client, "har/+/truth")
+    service_status = Collector(mqtt_client, "har/service/gateway/status")
+    running, handler = start(broker, run_service, source="replay", file=path, speed=5.0)
+
+    def all_samples(msgs: list) -> bool:  # type: ignore[type-arg]
+        return sum(len(decode_frame(bytes(m.payload)).samples) for m in msgs) >= n - 1
+
+    frames.wait_for(predicate=all_samples, timeout=15)
+
+    def counted(msgs: list) -> bool:  # type: ignore[type-arg]
+        return (
+            bool(msgs)
+            and "not_finite"
+            in ServiceStatus.from_payload(bytes(msgs[-1].payload)).counters.rejected
+        )
+
+    service_status.wait_for(predicate=counted, timeout=10)
+    truth.wait_for(predicate=lambda ms: any(b'"good"' in m.payload for m in ms), timeout=10)
+    status = ServiceStatus.from_payload(bytes(service_status.messages[-1].payload))
+    assert status.counters.rejected == {"bad_device": 2, "not_finite": 1, "bad_label": 1}
+    assert status.details["devices"] == 1 and "failed" not in status.details
+    assert {decode_frame(bytes(m.payload)).device for m in frames.messages} == {"good"}
+    good = [GroundTruth.from_payload(bytes(m.payload)) for m in truth.messages]
+    assert [t.label for t in good if t.device == "good"] == ["Squat"]  # none for the bad label
+    assert running.thread.is_alive() and handler.exit_status == 0

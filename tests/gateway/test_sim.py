@@ -9,10 +9,17 @@ from imu_har.protocol.codec import MAX_FRAME_SAMPLES, Frame, decode_frame
 from imu_har.protocol.messages import GroundTruth
 from services.ble_gateway import packets
 from services.ble_gateway.core import GatewayCore
-from services.ble_gateway.gateway import Gateway
 from services.ble_gateway.replay import ReplaySource, Track, frame_end
 from services.ble_gateway.settings import GatewaySettings
 from services.ble_gateway.sim import Pacer, SimFleet, SimSource, packet_samples
+from services.ble_gateway.sources import make_source
+
+DEFAULT = GatewaySettings()
+
+
+def fleet(n: int, **settings: object) -> SimFleet:
+    """A fleet of ``n`` simulated wearables with these gateway settings."""
+    return SimFleet(GatewaySettings(devices=n, **settings))  # type: ignore[arg-type]
 
 
 def test_notification_size_follows_the_mtu_unless_a_tick_is_given() -> None:
@@ -75,11 +82,11 @@ def test_pacer_with_an_explicit_tick_wakes_every_tick() -> None:
 
 
 def test_phases_spread_any_fleet_over_the_packet() -> None:
-    assert SimFleet(1).phases.tolist() == [0]
-    assert SimFleet(3).phases.tolist() == [0, 4, 8]
-    assert SimFleet(13).phases.tolist() == list(range(13))
-    assert sorted(set(np.bincount(SimFleet(1000).phases))) == [76, 77]
-    assert SimFleet(5, tick=0.2).phases.tolist() == [0] * 5  # notify together every tick
+    assert fleet(1).phases.tolist() == [0]
+    assert fleet(3).phases.tolist() == [0, 4, 8]
+    assert fleet(13).phases.tolist() == list(range(13))
+    assert sorted(set(np.bincount(fleet(1000).phases))) == [76, 77]
+    assert fleet(5, tick=0.2).phases.tolist() == [0] * 5  # notify together every tick
 
 
 T0 = 1_800_000_000.0  # wall clock at the simulation start
@@ -91,9 +98,10 @@ class _Run:
     def __init__(self, n: int, start_seq: int = 0, **kw: object) -> None:
         self.sent: list[tuple[str, bytes, int, bool]] = []
         self.raw: dict[str, list[tuple[bytes, float]]] = {}
-        self.core = GatewayCore(lambda *m: self.sent.append(m))
-        self.fleet = SimFleet(n, seed=3, start_seq=start_seq, **kw)  # type: ignore[arg-type]
-        self.source = SimSource(self.core, self.fleet, self._sink)
+        settings = GatewaySettings(devices=n, seed=3, **kw)  # type: ignore[arg-type]
+        self.core = GatewayCore(lambda *m: self.sent.append(m), settings)
+        self.fleet = SimFleet(settings, start_seq=start_seq)
+        self.source = SimSource(self.core, self.fleet, self._sink, settings)
         self.generated: list[np.ndarray] = []
         self.ahead = 0  # most samples generated beyond those taken
         generate = self.fleet.fleet.next_samples
@@ -160,7 +168,7 @@ def test_sim_streams_send_every_sample_once_in_order_on_a_continuous_clock() -> 
 
 
 def test_sim_truth_times_follow_the_global_sample_timeline_whatever_the_phase() -> None:
-    run = _Run(3, schedule=[("Squat", 1.0), ("rest", 0.5)])  # phases 0, 4, 8
+    run = _Run(3, schedule="Squat:1,rest:0.5")  # phases 0, 4, 8
     run.run(2.0)  # Squat 0-52, rest 52-78, Squat again
     for i, device in enumerate(run.fleet.devices):
         truth = run.truth(device)
@@ -182,8 +190,11 @@ def test_sim_truth_times_follow_the_global_sample_timeline_whatever_the_phase() 
 
 def test_gateway_builds_sources_from_the_tick_setting() -> None:
     def source(**kw: object) -> SimSource:
-        core = GatewayCore(lambda *m: None)
-        return Gateway(GatewaySettings(devices=2, **kw), core)._make_source()  # type: ignore[arg-type]
+        settings = GatewaySettings(devices=2, **kw)  # type: ignore[arg-type]
+        core = GatewayCore(lambda *m: None, settings)
+        made = make_source(settings, core, core.on_packet)
+        assert isinstance(made, SimSource)
+        return made
 
     default = source()
     assert default.fleet.per_packet == 13 and default.pacer.tick is None
@@ -212,9 +223,17 @@ def test_replay_notification_size_follows_the_recording_rate() -> None:
         samples = np.zeros((10, 9), np.float32)
         return Track(f"r{int(rate)}", np.arange(10) / rate, samples, None, rate)
 
-    core = GatewayCore(lambda *m: None)
-    source = ReplaySource(core, [track(50.0), track(2.0), track(100.0), track(25.0)])
+    core = GatewayCore(lambda *m: None, DEFAULT)
+    source = ReplaySource(core, [track(50.0), track(2.0), track(100.0), track(25.0)], DEFAULT)
     assert source.packets == [13, 1, 13, 6]
-    core = GatewayCore(lambda *m: None)
-    old = ReplaySource(core, [track(50.0)], packet_interval=0.2, packet_max=13)
+    old_tick = GatewaySettings(tick=0.2)
+    old = ReplaySource(GatewayCore(lambda *m: None, old_tick), [track(50.0)], old_tick)
     assert old.packets == [10]
+
+
+def test_sim_truth_is_at_most_one_per_packet_per_device() -> None:
+    run = _Run(5, schedule="Squat:0.02,Lunge:0.02")  # the label changes on every sample
+    run.run(3.0)
+    for device in run.fleet.devices:
+        truth, packets_sent = run.truth(device), len(run.raw[device])
+        assert 0 < len(truth) <= packets_sent
