@@ -46,6 +46,7 @@ import psutil
 from bench.common import report
 from bench.rawmqtt import fast_receiver
 from imu_har.ops.broker import MosquittoBroker
+from imu_har.protocol import topics
 from imu_har.protocol.model_spec import load_spec
 from imu_har.runtime.client import connect
 from imu_har.runtime.fastrecv import RawPublish
@@ -83,8 +84,9 @@ class Watch:
         self.client = fast_receiver(broker.host, broker.port, self._predictions)
         self.status_client = connect(broker.host, broker.port)
         self.status_client.on_message = self._status
-        self.client.subscribe("har/+/prediction", 0)
-        self.status_client.subscribe("har/service/+/status", 0)
+        # The services run with the default topic root (HAR_* variables are not passed on).
+        self.client.subscribe(topics.PREDICTION.subscription(topics.DEFAULT_ROOT), 0)
+        self.status_client.subscribe(topics.SERVICE_STATUS.subscription(topics.DEFAULT_ROOT), 0)
 
     def _predictions(self, batch: list[RawPublish]) -> None:
         now = time.time()

@@ -2,9 +2,10 @@
 
 Starts a private Mosquitto and ``python -m services.ble_gateway --source sim
 --devices N`` as a separate process, counts the raw frames and samples that
-arrive on ``har/+/imu`` over a measurement interval (after a warm-up), and
-samples the gateway's and the broker's CPU and RSS. Every sim packet is a real
-batched BLE packet that goes through the gateway's decode-and-publish path.
+arrive on the raw-frame topics (``<root>/<device>/imu``) over a measurement
+interval (after a warm-up), and samples the gateway's and the broker's CPU and
+RSS. Every sim packet is a real batched BLE packet that goes through the
+gateway's decode-and-publish path.
 
     python -m bench.bench_gateway --devices 100 1000 --seconds 20
 """
@@ -23,16 +24,19 @@ import psutil
 
 from bench.common import CpuSample, report
 from imu_har.ops.broker import MosquittoBroker
+from imu_har.protocol import topics
 from imu_har.protocol.codec import decode_frame
 from imu_har.runtime.client import connect
 from imu_har.runtime.fastrecv import RawPublish
 from services.ble_gateway.packets import samples_per_packet
 
 RATE = 50.0
+ROOT = topics.DEFAULT_ROOT  # the gateway runs with its default topic root
+STATUS_TOPIC = topics.SERVICE_STATUS.format(ROOT, service="gateway")
 
 
 class FrameCounter:
-    """Counts frames on ``har/+/imu`` (decoding one in 50) and the gateway's own frame total.
+    """Counts raw frames (decoding one in 50) and the gateway's own frame total (its status).
 
     Messages arrive in batches (:mod:`imu_har.runtime.fastrecv`) so that counting
     5,000 frames/s takes little CPU from the gateway under test.
@@ -45,7 +49,7 @@ class FrameCounter:
 
     def on_batch(self, batch: list[RawPublish]) -> None:
         for message in batch:
-            if message.topic.endswith("/imu"):
+            if message.topic != STATUS_TOPIC:  # subscribed: raw frames and this one status
                 with self.lock:
                     self.frames += 1
                     if self.frames % 50 == 1:
@@ -71,7 +75,7 @@ def run(devices: int, seconds: float, warmup: float, tick: float | None) -> dict
     with MosquittoBroker() as broker:
         counter = FrameCounter()
         client = connect(broker.host, broker.port, on_publishes=counter.on_batch)
-        client.subscribe([("har/+/imu", 0), ("har/service/gateway/status", 0)])
+        client.subscribe([(topics.IMU.subscription(ROOT), 0), (STATUS_TOPIC, 0)])
         cmd = [
             sys.executable,
             "-m",

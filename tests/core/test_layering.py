@@ -124,15 +124,6 @@ def topic_strings(path: Path) -> Iterator[tuple[int, str]]:
 # Modules that still build topics by hand, being moved to the templates (issue 13);
 # each entry goes when its module is fixed, and the test fails on a stale entry.
 NOT_YET = {
-    "services/classifier/app.py",
-    "services/classifier/core.py",
-    "services/dashboard/connection.py",
-    "services/dashboard/store.py",
-    "services/dashboard/views/system.py",
-    "bench/bench_classifier.py",
-    "bench/bench_dashboard.py",
-    "bench/bench_e2e.py",
-    "bench/bench_gateway.py",
     "bench/bench_windower.py",
 }
 
