@@ -4,7 +4,8 @@ Each recording (one group value, plus device for recorder data; split per label
 when the order column restarts within a group, as in seed-fitness) is pushed
 whole through :func:`imu_har.windowing.windows.cut_windows`, so training sees exactly
 the windows the live windower produces. A window's label is the majority of
-the raw samples nearest its grid points (``CutWindow.sources``).
+the raw samples nearest its grid points (``CutWindow.sources``, the rows' positions
+in push order: the windower itself decides which rows it drops).
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ def make_windows(table: pd.DataFrame, layout: Layout, spec: WindowSpec) -> Windo
                 f"recording {name} has {len(part)} samples, too short for one window of "
                 f"{spec.length} samples at {spec.rate:g} Hz ({spec.length / spec.rate:g} s)"
             )
-        part_labels = part[layout.label_col].astype(str).to_numpy()[_accepted(times)]
+        part_labels = part[layout.label_col].astype(str).to_numpy()
         group = str(part[layout.group_col].iloc[0])
         for w in windows:
             xs.append(w.samples)
@@ -104,9 +105,3 @@ def _times(part: pd.DataFrame, layout: Layout, rate: float) -> np.ndarray:
     if layout.time_col is not None:
         return part[layout.time_col].to_numpy(dtype=np.float64)
     return np.arange(len(part), dtype=np.float64) / rate
-
-
-def _accepted(times: np.ndarray) -> np.ndarray:
-    """Samples the windower keeps: later than all before them (its source indices count these)."""
-    before = np.maximum.accumulate(np.concatenate(([-np.inf], times)))[:-1]
-    return np.asarray(times > before)

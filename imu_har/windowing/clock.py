@@ -6,9 +6,22 @@ training resamples exactly as the live windower does.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 RESYNC_SECONDS = 5.0  # device clock drifting this far from receive time re-anchors it
+
+
+# Shared by every clock and bounded (issue 12.4): each clock used to keep its own step
+# array per (n, rate), and 10,000 frames with distinct rates grew the windower by 81 MB.
+# 256 entries of at most 1,024 float64 are at most 2 MiB; a device keeps one or two.
+@lru_cache(maxsize=256)
+def _steps(n: int, rate: float) -> np.ndarray:
+    """``i / rate`` for ``i`` in ``0..n-1`` (read-only: every clock shares it)."""
+    steps = np.arange(n, dtype=np.float64) / rate
+    steps.flags.writeable = False
+    return steps
 
 
 class DeviceClock:
@@ -25,15 +38,12 @@ class DeviceClock:
     def __init__(self) -> None:
         self.offset: float | None = None
         self.resyncs = 0
-        self._steps: dict[tuple[int, float], np.ndarray] = {}
 
     def sample_times(
         self, n: int, rate: float, receive_time: float, device_time: float | None
     ) -> np.ndarray:
         """Times of ``n`` samples of one frame."""
-        steps = self._steps.get((n, rate))
-        if steps is None:
-            steps = self._steps.setdefault((n, rate), np.arange(n, dtype=np.float64) / rate)
+        steps = _steps(n, rate)
         if device_time is None:
             return receive_time - steps[::-1]
         last_device = device_time + steps[-1]

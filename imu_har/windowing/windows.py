@@ -21,15 +21,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+DEFAULT_MAX_GAP = 1.0  # seconds: live (the windower's --max-gap default) and training alike
+
 
 @dataclass(frozen=True)
 class WindowSpec:
     """Window length and hop in grid samples, grid rate (Hz), and the gap that restarts."""
 
-    length: int = 20
-    hop: int = 5
-    rate: float = 50.0
-    max_gap: float = 1.0
+    length: int
+    hop: int
+    rate: float
+    max_gap: float = DEFAULT_MAX_GAP
 
     def __post_init__(self) -> None:
         if self.length < 2 or self.hop < 1 or self.rate <= 0 or self.max_gap <= 0:
@@ -44,7 +46,7 @@ class CutWindow:
     start: float
     end: float
     samples: np.ndarray
-    sources: np.ndarray  # index (in push order) of the raw sample nearest each grid point
+    sources: np.ndarray  # index (in push order, dropped samples counted) of the nearest raw sample
 
 
 @dataclass
@@ -52,7 +54,7 @@ class PushResult:
     """What one push produced and what it dropped."""
 
     windows: list[CutWindow] = field(default_factory=list)
-    dropped: int = 0  # samples not later than the previous one
+    dropped: int = 0  # samples not later than the previous one (see :func:`accepted`)
     gaps: int = 0  # restarts caused by a gap longer than max_gap
 
 
@@ -64,7 +66,7 @@ class DeviceWindower:
         self.n_channels = n_channels
         self.track_sources = track_sources  # training needs them for labels; live does not
         self.seq = 0  # next window sequence number
-        self._raw_count = 0  # raw samples accepted so far (source index base)
+        self._raw_count = 0  # raw samples pushed so far, dropped ones too (source index base)
         self._prev_t: float | None = None
         self._prev_x = np.zeros(n_channels)
         self._prev_src = -1
@@ -78,6 +80,10 @@ class DeviceWindower:
         """Time of the last accepted raw sample."""
         return self._prev_t
 
+    def reset_timeline(self) -> None:
+        """Forget the timeline (the next sample starts a new grid); window numbers go on."""
+        self._restart(0.0)
+
     def push(self, times: np.ndarray, values: np.ndarray) -> PushResult:
         """Add samples (times in seconds, values (n, channels)); return the new windows."""
         times = np.asarray(times, dtype=np.float64)
@@ -85,12 +91,12 @@ class DeviceWindower:
         result = PushResult()
         if len(times) == 0:
             return result
-        if not self._all_fresh(times):
-            keep = self._fresh(times)
-            result.dropped = int(len(times) - keep.sum())
-            times, values = times[keep], values[keep]
         src = self._raw_count + np.arange(len(times))
         self._raw_count += len(times)
+        if not self._all_fresh(times):
+            keep = accepted(times, self._prev_t)
+            result.dropped = int(len(times) - keep.sum())
+            times, values, src = times[keep], values[keep], src[keep]
         for seg_t, seg_x, seg_s, restart in self._segments(times, values, src):
             if restart:
                 result.gaps += int(self._prev_t is not None)
@@ -105,12 +111,6 @@ class DeviceWindower:
         if self._prev_t is not None and times[0] <= self._prev_t:
             return False
         return len(times) == 1 or bool((times[1:] > times[:-1]).all())
-
-    def _fresh(self, times: np.ndarray) -> np.ndarray:
-        """Mask of samples later than everything accepted before them."""
-        start = -np.inf if self._prev_t is None else self._prev_t
-        before = np.maximum.accumulate(np.concatenate(([start], times)))[:-1]
-        return np.asarray(times > before)
 
     def _segments(self, times: np.ndarray, values: np.ndarray, src: np.ndarray):
         """Split at gaps; yield (times, values, sources, starts_new_segment)."""
@@ -185,6 +185,14 @@ class DeviceWindower:
         keep = max(0, len(buf) - (length - 1))
         self._tail, self._tail_src = buf[keep:], buf_src[keep:]
         return windows
+
+
+def accepted(times: np.ndarray, after: float | None = None) -> np.ndarray:
+    """Mask of the samples a :class:`DeviceWindower` keeps: later than ``after`` and than
+    every sample before them (the rest are duplicates or out of order and dropped)."""
+    start = -np.inf if after is None else after
+    before = np.maximum.accumulate(np.concatenate(([start], times)))[:-1]
+    return np.asarray(times > before)
 
 
 def cut_windows(

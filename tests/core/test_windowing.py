@@ -79,9 +79,9 @@ def test_chunking_never_changes_the_windows(chunks: list[int], seed: int) -> Non
 
 def test_invalid_spec_is_refused() -> None:
     with pytest.raises(ValueError):
-        WindowSpec(length=1)
+        WindowSpec(length=1, hop=5, rate=50.0)
     with pytest.raises(ValueError):
-        WindowSpec(rate=0)
+        WindowSpec(length=20, hop=5, rate=0)
 
 
 def test_device_clock_anchors_and_resyncs() -> None:

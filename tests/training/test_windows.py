@@ -11,6 +11,7 @@ from imu_har.sim.simulation import WearableSimulator, synthetic_recordings
 from imu_har.windowing.clock import DeviceClock
 from imu_har.windowing.windows import WindowSpec
 from services.windower.core import Windower
+from services.windower.settings import WindowerSettings
 from training.data import read_table, resolve_layout
 from training.evaluation import grouped_folds, metrics
 from training.windows import make_windows, recordings
@@ -53,9 +54,10 @@ def _recorder_rows(session: str, frames: list[tuple[Frame, str]]) -> pd.DataFram
 
 
 def test_training_cuts_exactly_the_live_windows() -> None:
-    spec = WindowSpec(length=20, hop=5, rate=25.0)
+    settings = WindowerSettings(length=20, hop=5, rate=25.0)
+    spec = settings.window_spec()
     streams = {"dev-a": _frames("dev-a", 1), "dev-b": _frames("dev-b", 2)}
-    live = Windower(spec=spec)
+    live = Windower(settings)
     live_windows: dict[str, list[np.ndarray]] = {d: [] for d in streams}
     for pair in zip(*streams.values(), strict=True):  # interleave the devices, frame by frame
         for frame, _ in pair:
@@ -125,3 +127,19 @@ def test_metrics_on_a_hand_example() -> None:
     assert m["accuracy"] == 0.75 and m["confusion_matrix"] == [[1, 1], [0, 2]]
     assert m["per_class"]["a"] == {"precision": 1.0, "recall": 0.5, "f1": 2 / 3, "support": 2}
     assert m["macro_f1"] == pytest.approx((2 / 3 + 0.8) / 2)
+
+
+def test_rows_with_repeated_times_are_dropped_by_the_windower_itself() -> None:
+    """Training no longer re-derives which rows the windower keeps: sources index the rows."""
+    n, rng = 200, np.random.default_rng(4)
+    table = pd.DataFrame(rng.normal(size=(n, 9)), columns=list(DEFAULT_CHANNELS))
+    table.insert(0, "time", np.arange(n) / RATE)
+    table.insert(0, "label", "Squat")
+    table.insert(0, "session", "s1")
+    repeats = table.iloc[[3, 40, 41, 97, 98, 99, 150, 199]]
+    repeats = repeats.assign(**dict.fromkeys(DEFAULT_CHANNELS, 99.0))  # dropped: never seen
+    table = pd.concat([table, repeats], ignore_index=True)  # same times, after the originals
+    ws = make_windows(table, resolve_layout(table), WindowSpec(length=10, hop=10, rate=RATE))
+    assert len(ws) == n // 10 and set(ws.labels) == {"Squat"}
+    originals = table.iloc[:n][list(DEFAULT_CHANNELS)].to_numpy(np.float32)
+    np.testing.assert_array_equal(ws.x.reshape(-1, 9), originals)
