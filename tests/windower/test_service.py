@@ -15,18 +15,17 @@ import pytest
 from imu_har.protocol.codec import Frame, decode_window, encode_frame
 from imu_har.protocol.messages import ServiceStatus
 from imu_har.runtime.client import Collector, connect
-from imu_har.runtime.service import ServiceRuntime
 from imu_har.windowing.clock import DeviceClock
 from imu_har.windowing.windows import WindowSpec, cut_windows
-from services.windower.app import WindowerService, WindowerSettings
+from services.windower.app import WindowerSettings, build
 
 pytestmark = pytest.mark.broker
+T0 = time.time() - 60.0  # recent frames: far older or future ones are refused (issue 12.3)
 
 
 def start_windower(broker, run_service, **overrides):  # type: ignore[no-untyped-def]
     settings = WindowerSettings(mqtt_port=broker.port, status_interval=0.3, **overrides)
-    runtime = ServiceRuntime("windower", settings, max_batch=256)
-    return run_service(runtime, WindowerService(settings, runtime))
+    return run_service(*build(settings))
 
 
 def jittery_frames(device: str, values: np.ndarray, rng: np.random.Generator) -> list[Frame]:
@@ -38,7 +37,7 @@ def jittery_frames(device: str, values: np.ndarray, rng: np.random.Generator) ->
         if start > len(values) // 2 and t_gap == 0.0:
             t_gap = 3.0
         device_time = start / 50.0 + t_gap
-        receive = 1000.0 + device_time + (len(chunk) - 1) / 50.0 + rng.uniform(0, 0.03)
+        receive = T0 + device_time + (len(chunk) - 1) / 50.0 + rng.uniform(0, 0.03)
         frames.append(Frame(device, seq, receive, 50.0, chunk, device_time=device_time))
         if rng.random() < 0.1:
             frames.append(frames[-1])  # duplicate delivery
@@ -108,15 +107,15 @@ def test_bad_input_is_rejected_counted_and_others_keep_streaming(broker, run_ser
     service = start_windower(broker, run_service, length=4, hop=4, rate=50.0)
     windows = Collector(mqtt_client, "har/good/window")
     statuses = Collector(mqtt_client, "har/service/windower/status")
-    good = encode_frame(Frame("evil", 0, 100.0, 50.0, np.ones((2, 9), np.float32)))
+    good = encode_frame(Frame("evil", 0, T0, 50.0, np.ones((2, 9), np.float32)))
     for make in BAD_PAYLOADS.values():
         mqtt_client.publish("har/evil/imu", make(good), qos=1)
     mqtt_client.publish("har/other/imu", good, qos=1)  # payload device differs from topic
     mqtt_client.publish("har/a..b/imu", good, qos=1)  # hostile id in the topic
     hostile = bytes([1, ord("F"), 3, 2]) + b"+#" + good[8:]
     mqtt_client.publish("har/evil/imu", hostile, qos=1)
-    for seq in range(4):
-        frame = Frame("good", seq, 200.0 + seq * 0.04, 50.0, np.full((2, 9), seq, np.float32))
+    for seq in range(5):  # at Unix-time magnitudes the 8th grid point waits for a 9th sample
+        frame = Frame("good", seq, T0 + seq * 0.04, 50.0, np.full((2, 9), seq, np.float32))
         mqtt_client.publish("har/good/imu", encode_frame(frame), qos=1)
     assert len(windows.wait_for(2, timeout=10)) == 2
     expected = set(BAD_PAYLOADS) | {"device_mismatch", "bad_device"}
@@ -170,9 +169,32 @@ def test_reconnects_after_broker_restart(broker, run_service, mqtt_client):  # t
     assert service.runtime.ready.wait(30), "windower did not reconnect"
     client = connect(broker.host, broker.port)
     windows = Collector(client, "har/after/window")
-    for seq in range(4):
-        frame = Frame("after", seq, 300.0 + seq * 0.04, 50.0, np.ones((2, 9), np.float32))
+    for seq in range(5):
+        frame = Frame("after", seq, time.time() + seq * 0.04, 50.0, np.ones((2, 9), np.float32))
         client.publish("har/after/imu", encode_frame(frame), qos=1)
     assert len(windows.wait_for(2, timeout=10)) == 2
     assert service.runtime.counters.get("disconnects") >= 1
     client.disconnect()
+
+
+def test_a_frame_from_the_future_neither_silences_its_device_nor_needs_a_restart(
+    broker, run_service, mqtt_client
+):  # type: ignore[no-untyped-def]
+    """Issue 12.3: a frame received 'at' now + 10^6 s used to drop every later sample."""
+    service = start_windower(broker, run_service, length=4, hop=4)
+    windows = Collector(mqtt_client, "har/victim/window")
+    statuses = Collector(mqtt_client, "har/service/windower/status")
+    now = time.time()
+    attack = Frame("victim", 0, now + 1e6, 50.0, np.ones((2, 9), np.float32))
+    mqtt_client.publish("har/victim/imu", encode_frame(attack), qos=1)
+    for seq in range(1, 6):
+        frame = Frame("victim", seq, now + seq * 0.04, 50.0, np.ones((2, 9), np.float32))
+        mqtt_client.publish("har/victim/imu", encode_frame(frame), qos=1)
+    assert len(windows.wait_for(2, timeout=10)) >= 2
+    assert all(decode_window(m.payload).end < now + 5 for m in windows.messages)
+
+    def counted(messages: list) -> bool:  # type: ignore[type-arg]
+        return bool(messages) and "time_in_future" in latest_status(statuses).counters.rejected
+
+    statuses.wait_for(predicate=counted, timeout=10)
+    assert service.thread.is_alive()
