@@ -11,12 +11,14 @@ import json
 import os
 import sys
 import time
+import typing
 from collections.abc import Callable, Sequence
+from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from training.errors import DataError
-from training.params import ARCHITECTURES, TrainParams, load_params
+from training.params import TrainParams, load_params
 
 
 def _layout_args(parser: argparse.ArgumentParser) -> None:
@@ -43,28 +45,40 @@ def _layout(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _param_args(parser: argparse.ArgumentParser) -> None:
+    """One flag per :class:`TrainParams` field (``batch_size`` -> ``--batch-size``).
+
+    Type, help and default come from the field, so ``--help`` shows the real
+    default; every flag's own default is None, so only given flags override
+    ``--params``.
+    """
     g = parser.add_argument_group("model and windows (override --params)")
     g.add_argument("--params", help="JSON of parameters, e.g. best.json from har tune")
-    g.add_argument("--arch", choices=ARCHITECTURES, help="model family (default bilstm_stats)")
-    g.add_argument("--window", type=int, help="window length in samples (default 20)")
-    g.add_argument("--hop", type=int, help="samples between windows (default 5)")
-    g.add_argument("--rate", type=float, help="grid rate in Hz (default: data's rate column)")
-    g.add_argument("--units", type=int, help="LSTM units / CNN filters (default 50)")
-    g.add_argument("--layers", type=int, help="stacked layers (default 2)")
-    g.add_argument("--dropout", type=float)
-    g.add_argument("--noise", type=float, help="bilstm_stats training input noise (default 0.5)")
-    g.add_argument("--lr", type=float, help="Adam learning rate")
-    g.add_argument("--batch-size", type=int)
-    g.add_argument("--epochs", type=int)
-    g.add_argument("--seed", type=int)
+    hints = typing.get_type_hints(TrainParams)
+    for f in fields(TrainParams):
+        help_text = f.metadata["help"]
+        if f.default is not None:
+            help_text += f" (default: {f.default})"
+        g.add_argument(
+            "--" + f.name.replace("_", "-"),
+            dest=f.name,
+            type=_scalar(hints[f.name]),
+            choices=f.metadata.get("choices"),
+            help=help_text,
+        )
+
+
+def _scalar(annotation: Any) -> Callable[[str], Any]:
+    """``int``, ``float`` or ``str`` out of an annotation such as ``float | None``."""
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    kind = args[0] if args else annotation
+    if kind not in (int, float, str):
+        raise TypeError(f"no command-line type for {annotation!r}")
+    return cast(Callable[[str], Any], kind)
 
 
 def _params(args: argparse.Namespace) -> TrainParams:
     base = load_params(args.params) if args.params else TrainParams()
-    names: tuple[str, ...] = ("arch", "window", "hop", "rate", "units", "layers", "dropout")
-    names += ("noise", "lr")
-    names += ("batch_size", "epochs", "seed")
-    return base.with_overrides(**{n: getattr(args, n) for n in names})
+    return base.with_overrides(**{f.name: getattr(args, f.name) for f in fields(TrainParams)})
 
 
 def _cv(value: str) -> int | str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -12,22 +12,31 @@ from training.errors import DataError
 ARCHITECTURES = ("bilstm_stats", "bilstm", "original", "stats", "cnn")
 
 
+def _param(default: Any, text: str, **extra: Any) -> Any:
+    """A field with its default and its ``har train``/``har tune`` flag help (training.cli)."""
+    return field(default=default, metadata={"help": text, **extra})
+
+
 @dataclass(frozen=True)
 class TrainParams:
-    """Everything that shapes a model and its training (window geometry included)."""
+    """Everything that shapes a model and its training (window geometry included).
 
-    arch: str = "bilstm_stats"
-    window: int = 20
-    hop: int = 5
-    rate: float | None = None  # None: take it from the data (recorder ``rate`` column)
-    units: int = 50
-    layers: int = 2
-    dropout: float = 0.5
-    noise: float = 0.5  # bilstm_stats: std of training-time Gaussian noise on the LSTM input
-    lr: float = 0.0025
-    batch_size: int = 64
-    epochs: int = 30
-    seed: int = 0
+    Each field is declared once, with its default and help text; the command-line
+    flags of ``har train`` and ``har tune`` are generated from these fields.
+    """
+
+    arch: str = _param("bilstm_stats", "model family", choices=ARCHITECTURES)
+    window: int = _param(20, "window length in samples")
+    hop: int = _param(5, "samples between windows")
+    rate: float | None = _param(None, "grid rate in Hz (unset: the data's rate column)")
+    units: int = _param(50, "LSTM units / CNN filters")
+    layers: int = _param(2, "stacked layers")
+    dropout: float = _param(0.5, "dropout rate")
+    noise: float = _param(0.5, "bilstm_stats: std of training-time Gaussian noise on the input")
+    lr: float = _param(0.0025, "Adam learning rate")
+    batch_size: int = _param(64, "training batch size")
+    epochs: int = _param(30, "training epochs")
+    seed: int = _param(0, "random seed")
 
     def __post_init__(self) -> None:
         if self.arch not in ARCHITECTURES:
