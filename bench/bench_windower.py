@@ -22,6 +22,7 @@ import psutil
 
 from bench.common import CpuSample, report
 from imu_har.ops.broker import MosquittoBroker
+from imu_har.protocol import topics
 from imu_har.protocol.codec import Frame, encode_frame
 from imu_har.runtime.client import Collector, connect
 
@@ -74,12 +75,12 @@ def run(devices: int, seconds: float, broker: MosquittoBroker, per_frame: int) -
         env=env,
     )
     client = connect(broker.host, broker.port)
-    status = Collector(client, "har/service/windower/status")
+    status = Collector(client, topics.SERVICE_STATUS.format(service="windower"))
     status.wait_for(predicate=lambda m: bool(m) and b'"online"' in m[-1].payload, timeout=20)
-    windows = Counter(client, "har/+/window")
+    windows = Counter(client, topics.WINDOW.subscription())
     publisher = connect(broker.host, broker.port)
     ids = [f"bench-{i:04d}" for i in range(devices)]
-    topics = [f"har/{d}/imu" for d in ids]
+    imu_topics = [topics.IMU.format(device=d) for d in ids]
     ticks = int(seconds * RATE / per_frame)
     payloads = encode_all(ids, ticks, per_frame, time.time() + 1.0)
     cpu = CpuSample(psutil.Process(proc.pid))
@@ -92,7 +93,7 @@ def run(devices: int, seconds: float, broker: MosquittoBroker, per_frame: int) -
             time.sleep(due - now)
         else:
             late = max(late, now - due)
-        for topic, payload in zip(topics, payloads[tick], strict=True):
+        for topic, payload in zip(imu_topics, payloads[tick], strict=True):
             publisher.publish(topic, payload)
     sent_at = time.time()
     expected = devices * ((ticks * per_frame - LENGTH) // HOP + 1)
