@@ -44,6 +44,7 @@ import psutil
 from bench.common import report
 from bench.rawmqtt import RawPublisher, fast_receiver, publish_packet
 from imu_har.ops.broker import MosquittoBroker
+from imu_har.protocol import topics
 from imu_har.protocol.codec import Window, encode_window
 from imu_har.protocol.model_spec import load_spec
 from imu_har.runtime.client import Collector, connect
@@ -65,7 +66,7 @@ def payloads(
         samples = rng.normal(0, 1, (spec_window, channels)).astype(np.float32)
         window = Window(device, 0, 1000.0, 1000.0 + (spec_window - 1) / rate, rate, samples, 1.0)
         offset = 4 + len(device) + 4 + 8 + 8  # prefix, id, seq, start, end
-        out.append((f"har/{device}/window", bytearray(encode_window(window)), offset))
+        out.append((topics.WINDOW.format(device=device), bytearray(encode_window(window)), offset))
     return out
 
 
@@ -114,7 +115,7 @@ class Receiver:
         self.latencies: list[float] = []
         self.first = self.last = 0.0
         self.client = fast_receiver(host, port, self._on)
-        self.client.subscribe("har/+/prediction", 0)
+        self.client.subscribe(topics.PREDICTION.subscription(), 0)
 
     def _on(self, batch: list[RawPublish]) -> None:
         now = time.time()
@@ -204,13 +205,14 @@ def drive(
 def start_service(args: list[str], port: int, client, client_id: str) -> subprocess.Popen:  # type: ignore[no-untyped-def, type-arg]
     env = {**os.environ, "HAR_MQTT_PORT": str(port), "HAR_LOG_LEVEL": "WARNING"}
     proc = subprocess.Popen([sys.executable, *args, "--client-id", client_id], env=env, cwd=ROOT)
-    status = Collector(client, "har/service/+/status")
+    statuses = topics.SERVICE_STATUS.subscription()
+    status = Collector(client, statuses)
     mine = f'"instance":"{client_id}"'.encode()
     status.wait_for(
         timeout=120,
         predicate=lambda ms: any(b'"online"' in m.payload and mine in m.payload for m in ms),
     )
-    client.unsubscribe("har/service/+/status")
+    client.unsubscribe(statuses)
     return proc
 
 
@@ -351,11 +353,13 @@ def in_process(model_dir: Path, batches: list[int], backend: str) -> list[dict[s
     from services.classifier.core import Classifier, Pending
     from services.classifier.fastpath import DeviceIds, fast_window
     from services.classifier.model import load_model
+    from services.classifier.settings import ClassifierSettings
 
     rows: list[dict[str, object]] = []
     for batch in batches:
-        model = load_model(model_dir, backend, batch=batch)
-        core, ids = Classifier(model), DeviceIds()
+        settings = ClassifierSettings(backend=backend, max_batch=batch)
+        model = load_model(model_dir, settings)
+        core, ids = Classifier(model, settings), DeviceIds()
         spec = model.spec
         raw = [bytes(p) for _, p, _ in payloads(spec.window, len(spec.channels), spec.rate, 50)]
         n = max(batch * 8, 2048)
@@ -396,7 +400,7 @@ def baseline_service(model_dir: Path, client_id: str | None) -> None:
 
     class Baseline:
         def subscriptions(self) -> list[tuple[str, int]]:
-            return [("har/+/window", 0)]
+            return [(topics.WINDOW.subscription(), 0)]
 
         def handle_batch(self, messages: list[Inbound]) -> None:
             for message in messages:

@@ -3,8 +3,9 @@
 Every backend maps a float32 batch ``[batch, window, channels]`` in raw units to
 float32 softmax probabilities ``[batch, labels]``. ONNX Runtime and LiteRT are
 imported lazily and never pull in TensorFlow; the TensorFlow backend (loading
-``model.keras`` with ``safe_mode``) is the heavy fallback. ``auto`` loads the
-lightweight exports the artifact has and keeps the one that measures faster.
+``model.keras`` with ``safe_mode``) is the heavy one, used only when chosen or
+explicitly allowed as a fallback. ``auto`` loads the lightweight exports the
+artifact has and keeps the one that measures faster.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import numpy as np
 
 from imu_har.protocol.errors import PayloadError
 from imu_har.protocol.model_spec import INPUT_NAME, KERAS_FILE, ONNX_FILE, OUTPUT_NAME, TFLITE_FILE
+from services.classifier.settings import ClassifierSettings
 
 logger = logging.getLogger(__name__)
 
@@ -154,7 +156,7 @@ _CLASSES: dict[str, type[OnnxBackend] | type[LiteRTBackend] | type[TensorflowBac
 }
 
 
-def open_backend(model_dir: Path, name: str, threads: int = 1) -> Backend:
+def open_backend(model_dir: Path, name: str, threads: int) -> Backend:
     """Load one named backend from ``model_dir``; :class:`PayloadError` if it cannot."""
     path = model_dir / FILES[name]
     if not path.is_file():
@@ -179,24 +181,22 @@ def time_backend(backend: Backend, sample: np.ndarray, repeats: int = 5) -> floa
 
 
 def choose_backend(
-    model_dir: Path,
-    preference: str,
-    window: int,
-    channels: int,
-    threads: int = 1,
-    batch: int = 64,
+    model_dir: Path, window: int, channels: int, settings: ClassifierSettings
 ) -> tuple[Backend, dict[str, float]]:
     """The backend to serve with, and the microseconds per window ``auto`` measured.
 
     ``auto`` loads every lightweight export present and times batches of 1, 8,
-    64 and ``batch`` (the service's batch limit) windows. The runtime fastest at
-    ``batch`` serves; when the other one is faster for the smaller sizes, both
-    are kept in a :class:`SplitBackend` (e.g. ONNX Runtime for single windows at
-    light load, LiteRT for full batches under load). TensorFlow only when no
-    lightweight export loads.
+    64 and ``--max-batch`` windows. The runtime fastest at ``--max-batch``
+    serves; when the other one is faster for the smaller sizes, both are kept
+    in a :class:`SplitBackend` (e.g. ONNX Runtime for single windows at light
+    load, LiteRT for full batches under load). TensorFlow only when chosen
+    (``--backend tensorflow``), or with ``--allow-tensorflow`` when no
+    lightweight export loads: a reload that silently fell back to it cost
+    +620 MB of resident memory (issue 12).
     """
-    if preference != "auto":
-        return open_backend(model_dir, preference, threads), {}
+    threads, batch = settings.threads, settings.max_batch
+    if settings.backend != "auto":
+        return open_backend(model_dir, settings.backend, threads), {}
     candidates: list[Backend] = []
     problems: list[str] = []
     for name in LIGHT:
@@ -206,9 +206,7 @@ def choose_backend(
             except PayloadError as exc:
                 problems.append(str(exc))
     if not candidates:
-        if problems:
-            logger.warning("no lightweight export loads (%s); trying TensorFlow", problems)
-        return open_backend(model_dir, "tensorflow", threads), {}
+        return _fallback(model_dir, problems, settings), {}
     sizes = sorted({1, 8, 64, max(1, min(batch, 256))} & set(range(1, batch + 1)))
     timings: dict[str, float] = {}
     for b in candidates:
@@ -226,6 +224,19 @@ def choose_backend(
     del candidates, winners
     release_memory()
     return chosen, timings
+
+
+def _fallback(model_dir: Path, problems: list[str], settings: ClassifierSettings) -> Backend:
+    """TensorFlow when no lightweight export loads, if allowed; else a clear refusal."""
+    found = "; ".join(problems) or f"neither {ONNX_FILE} nor {TFLITE_FILE} is there"
+    if not settings.allow_tensorflow:
+        raise PayloadError(
+            "bad_artifact",
+            f"{model_dir} has no loadable ONNX Runtime or LiteRT export ({found}); "
+            "the TensorFlow fallback is off (--allow-tensorflow, or --backend tensorflow)",
+        )
+    logger.warning("no lightweight export loads (%r); trying TensorFlow", found)
+    return open_backend(model_dir, "tensorflow", settings.threads)
 
 
 class SplitBackend:

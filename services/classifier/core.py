@@ -23,7 +23,8 @@ from imu_har.protocol.codec import Window
 from imu_har.protocol.errors import PayloadError
 from imu_har.protocol.model_spec import ModelSpec
 from services.classifier.model import LoadedModel
-from services.classifier.smoothing import UNKNOWN, Mode, Smoother
+from services.classifier.settings import ClassifierSettings
+from services.classifier.smoothing import UNKNOWN, Smoother
 
 RATE_TOLERANCE = 1e-3  # relative; window rates travel as float32
 
@@ -49,15 +50,6 @@ def check_window(window: Window, spec: ModelSpec) -> None:
         raise PayloadError(
             "rate_mismatch", f"window rate {window.rate:g} Hz, the model needs {spec.rate:g} Hz"
         )
-
-
-def window_device(topic: str, prefix: str) -> str | None:
-    """The device level of ``<root>/<device>/window`` (unvalidated), or ``None``."""
-    if topic.startswith(prefix) and topic.endswith("/window"):
-        device = topic[len(prefix) : -len("/window")]
-        if "/" not in device:
-            return device
-    return None
 
 
 class PredictionEncoder:
@@ -134,26 +126,30 @@ class Pending:
 class Classifier:
     """Batches of windows -> Prediction payloads, with per-device smoothing."""
 
-    def __init__(
-        self,
-        model: LoadedModel,
-        k: int = 5,
-        mode: Mode = "majority",
-        threshold: float = 0.0,
-        max_devices: int = 10_000,
-    ) -> None:
+    def __init__(self, model: LoadedModel, settings: ClassifierSettings) -> None:
+        """Serve ``model``; smoothing, threshold, device bound and grace come from ``settings``."""
         self.model = model
+        self.settings = settings
         self.previous: LoadedModel | None = None  # serves in-flight windows of the old spec
         self.previous_until = 0.0
-        self.smoother = Smoother(model.spec.labels, k, mode, threshold, max_devices)
+        self.smoother = Smoother(
+            model.spec.labels,
+            settings.smooth_k,
+            settings.smoothing,
+            settings.threshold,
+            settings.max_devices,
+        )
         self._encoders: dict[int, PredictionEncoder] = {id(model): PredictionEncoder(model.spec)}
         self.batches = 0
         self.classified = 0
 
-    def swap(self, model: LoadedModel, grace: float = 5.0, now: float | None = None) -> None:
-        """Serve ``model`` from now on; the old one still takes its own windows for ``grace`` s."""
+    def swap(self, model: LoadedModel, now: float) -> None:
+        """Serve ``model`` from ``now`` on; the old one still takes its own windows for a while.
+
+        "A while" is ``settings.grace`` seconds: until the windower has followed the new spec.
+        """
         old = self.model
-        self.previous, self.previous_until = old, (now or time.time()) + grace
+        self.previous, self.previous_until = old, now + self.settings.grace
         self.model = model
         self._encoders = {id(model): PredictionEncoder(model.spec), id(old): self._encoder(old)}
         if model.spec.labels != old.spec.labels:
@@ -247,6 +243,12 @@ class Classifier:
             return False
         self.smoother.add(device, seq, start, probs, now)
         return True
+
+    def serving_previous(self, now: float) -> LoadedModel | None:
+        """The previous model while its grace period lasts (forgotten after it)."""
+        if self.previous is not None and now >= self.previous_until:
+            self.previous = None
+        return self.previous
 
     def models(self) -> Iterable[LoadedModel]:
         """The active model, then the previous one while it still serves."""

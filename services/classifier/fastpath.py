@@ -15,24 +15,28 @@ damaged payloads.
 from __future__ import annotations
 
 import math
-import struct
 
 import numpy as np
 
 from imu_har.protocol.codec import (
+    DEFAULT_CHANNELS,
     FLAG_DEFAULT_LAYOUT,
     KIND_WINDOW,
     MAX_PAYLOAD_BYTES,
     MAX_RATE_HZ,
     MAX_WINDOW_SAMPLES,
+    PREFIX,
     VERSION,
+    WINDOW_HEAD,
     Window,
 )
 from imu_har.protocol.errors import PayloadError
 from imu_har.protocol.topics import validate_device_id
 
-_HEAD = struct.Struct("<IdddfBH")  # seq, start, end, source_time, rate, C, N (docs/protocol.md)
-_CHANNELS = 9  # the default layout
+_UNPACK_HEAD = WINDOW_HEAD.unpack_from  # seq, start, end, source_time, rate, C, N
+_PREFIX, _HEAD = PREFIX.size, WINDOW_HEAD.size  # version, kind, flags, id length; then the id
+_CHANNELS = len(DEFAULT_CHANNELS)  # the default layout
+_ROW = 4 * _CHANNELS  # float32 samples
 _INF = math.inf
 MAX_CACHED_DEVICES = 100_000
 
@@ -63,19 +67,19 @@ def fast_window(payload: bytes, ids: DeviceIds) -> Window | None:
     ``None`` means "not the common case or not valid": decode with ``decode_window``.
     """
     size = len(payload)
-    if size < 4 + _HEAD.size or size > MAX_PAYLOAD_BYTES or type(payload) is not bytes:
+    if size < _PREFIX + _HEAD or size > MAX_PAYLOAD_BYTES or type(payload) is not bytes:
         return None
     if payload[0] != VERSION or payload[1] != KIND_WINDOW or not payload[2] & FLAG_DEFAULT_LAYOUT:
         return None
-    head = 4 + payload[3]
-    samples_at = head + _HEAD.size
+    head = _PREFIX + payload[3]
+    samples_at = head + _HEAD
     if size < samples_at:
         return None
-    device = ids.get(payload[4:head])
+    device = ids.get(payload[_PREFIX:head])
     if device is None:
         return None
-    seq, start, end, source_time, rate, n_ch, n = _HEAD.unpack_from(payload, head)
-    if n_ch != _CHANNELS or not 1 <= n <= MAX_WINDOW_SAMPLES or size - samples_at != n * 36:
+    seq, start, end, source_time, rate, n_ch, n = _UNPACK_HEAD(payload, head)
+    if n_ch != _CHANNELS or not 1 <= n <= MAX_WINDOW_SAMPLES or size - samples_at != n * _ROW:
         return None
     if not (0.0 <= start <= end < _INF and 0.0 <= source_time < _INF and 0.0 < rate <= MAX_RATE_HZ):
         return None

@@ -18,6 +18,7 @@ import numpy as np
 from imu_har.protocol.errors import PayloadError
 from imu_har.protocol.model_spec import ModelSpec, load_spec
 from services.classifier.backends import Backend, choose_backend
+from services.classifier.settings import ClassifierSettings
 
 
 @dataclass
@@ -59,19 +60,18 @@ class LoadedModel:
         }
 
 
-def load_model(
-    model_dir: str | Path, backend: str = "auto", threads: int = 1, batch: int = 64
-) -> LoadedModel:
+def load_model(model_dir: str | Path, settings: ClassifierSettings) -> LoadedModel:
     """Load, probe and return the artifact in ``model_dir``; :class:`PayloadError` if bad.
 
-    ``batch`` is the batch size ``auto`` compares the backends at.
+    Backend, threads, the batch size ``auto`` compares the backends at and whether
+    TensorFlow may serve come from ``settings``.
     """
     started = time.perf_counter()
     path = Path(model_dir).expanduser().resolve()
     if not path.is_dir():
         raise PayloadError("bad_artifact", f"{path} is not a directory")
     spec = load_spec(path)
-    chosen, timings = choose_backend(path, backend, spec.window, len(spec.channels), threads, batch)
+    chosen, timings = choose_backend(path, spec.window, len(spec.channels), settings)
     probe_model(chosen, spec)
     return LoadedModel(path, spec, chosen, 1000 * (time.perf_counter() - started), timings)
 

@@ -3,7 +3,8 @@
 :class:`Reloader` loads on one worker thread while the service thread keeps
 classifying with the current model; the service polls :meth:`Reloader.finished`
 and swaps on its own thread, so no window waits for a load and none is dropped.
-:func:`newest_artifact` picks what a watched directory offers: the directory
+At most one load runs and one waits. :func:`reload_roots` says where reloads
+may point; :func:`newest_artifact` picks what a watched directory offers: the directory
 itself or its newest sub-directory holding ``spec.json``, identified by path and
 newest file time so that a rewritten or completed artifact is seen again.
 """
@@ -20,6 +21,7 @@ from typing import Any
 from imu_har.protocol.errors import PayloadError
 from imu_har.protocol.model_spec import SPEC_FILE
 from services.classifier.model import LoadedModel
+from services.classifier.settings import ClassifierSettings
 
 logger = logging.getLogger(__name__)
 
@@ -63,51 +65,106 @@ def newest_artifact(watch_dir: Path) -> ArtifactKey | None:
     return max(found, key=lambda k: (k[1], k[0])) if found else None
 
 
-def inside(path: Path, root: Path | None) -> bool:
-    """Whether ``path`` resolves inside ``root`` (always, when there is no root)."""
-    if root is None:
-        return True
-    resolved, base = path.expanduser().resolve(), root.expanduser().resolve()
+def reload_roots(settings: ClassifierSettings) -> list[Path]:
+    """Where reloads may point: ``--model-root``, else ``--model``'s parent and ``--watch-dir``.
+
+    ``har up`` starts the classifier without ``--model-root``; a reload command
+    could then name any directory on the machine (issue 12), so there is always
+    a root.
+    """
+    if settings.model_root is not None:
+        return [settings.model_root.expanduser().resolve()]
+    roots = []
+    if settings.model is not None:
+        roots.append(settings.model.expanduser().resolve().parent)
+    if settings.watch_dir is not None:
+        roots.append(settings.watch_dir.expanduser().resolve())
+    return roots
+
+
+def inside(path: Path, root: Path) -> bool:
+    """Whether ``path`` resolves inside ``root`` (False for a path that does not resolve)."""
+    try:
+        resolved, base = path.expanduser().resolve(), root.expanduser().resolve()
+    except (OSError, RuntimeError, ValueError):  # NUL byte, unknown ~user, symlink loop
+        return False
     return resolved == base or base in resolved.parents
 
 
+@dataclass
+class ReloadRequest:
+    """A load to do: what, and whom to answer."""
+
+    path: str
+    request: Any = None  # the command message to answer, if any
+    key: ArtifactKey | None = None  # the watched-directory artifact it came from
+
+
 class Reloader:
-    """One background loader; results are collected by the service thread."""
+    """One background load at a time and at most one waiting; the service thread collects.
+
+    600 reload commands in a burst once queued 600 loads and grew the classifier
+    from 117 to 850 MB (issue 12): now a request that comes while a load runs
+    waits in a single slot, and a newer one replaces it. :meth:`submit` returns
+    the replaced request so that the service can refuse it.
+    """
 
     def __init__(self, load: Callable[[str], LoadedModel]) -> None:
-        self._load = load
+        self.load = load
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-load")
-        self._futures: list[Future[ReloadResult]] = []
+        self._running: tuple[ReloadRequest, Future[ReloadResult]] | None = None
+        self._waiting: ReloadRequest | None = None
         self.refused: set[ArtifactKey] = set()
+        self.started = 0  # loads started since start-up
 
     @property
     def busy(self) -> bool:
-        """A load is queued or running."""
-        return any(not f.done() for f in self._futures)
+        """A load is running, or waiting, or finished but not yet collected."""
+        return self._running is not None or self._waiting is not None
 
-    def submit(self, path: str, request: Any = None, key: ArtifactKey | None = None) -> None:
-        """Start loading ``path`` in the background."""
-        self._futures.append(self._pool.submit(self._run, path, request, key))
+    def submit(
+        self, path: str, request: Any = None, key: ArtifactKey | None = None
+    ) -> ReloadRequest | None:
+        """Load ``path`` now, or after the running load; returns the request it replaced."""
+        new = ReloadRequest(path, request, key)
+        if self._running is None:
+            self._start(new)
+            return None
+        replaced, self._waiting = self._waiting, new
+        return replaced
 
-    def _run(self, path: str, request: Any, key: ArtifactKey | None) -> ReloadResult:
+    def _start(self, job: ReloadRequest) -> None:
+        self.started += 1
+        self._running = (job, self._pool.submit(self._run, job))
+
+    def _run(self, job: ReloadRequest) -> ReloadResult:
+        path, request, key = job.path, job.request, job.key
         try:
-            return ReloadResult(path, self._load(path), None, request, key)
+            return ReloadResult(path, self.load(path), None, request, key)
         except PayloadError as exc:
             return ReloadResult(path, None, str(exc), request, key)
         except Exception as exc:  # any failure refuses the artifact, never the service
-            logger.exception("loading %s failed", path)
+            logger.exception("loading %r failed", path)
             return ReloadResult(path, None, f"{path}: {exc!r}", request, key)
 
     def finished(self) -> list[ReloadResult]:
-        """Results of loads completed since the last call, in submission order."""
-        done: list[ReloadResult] = []
-        while self._futures and self._futures[0].done():
-            result = self._futures.pop(0).result()
-            if result.model is None and result.key is not None:
-                self.refused.add(result.key)
-            done.append(result)
-        return done
+        """The load completed since the last call, if any; starts the waiting one."""
+        if self._running is None or not self._running[1].done():
+            return []
+        result = self._running[1].result()
+        self._running = None
+        if result.model is None and result.key is not None:
+            self.refused.add(result.key)
+        if self._waiting is not None:
+            self._start(self._waiting)
+            self._waiting = None
+        return [result]
 
-    def close(self) -> None:
-        """Stop the worker (a running load finishes first)."""
+    def close(self) -> list[ReloadRequest]:
+        """Stop the worker (a running load finishes first); returns the requests left unserved."""
+        left = [job for job in (self._waiting,) if job is not None]
+        if self._running is not None:
+            left.insert(0, self._running[0])
+        self._waiting = self._running = None
         self._pool.shutdown(wait=True, cancel_futures=True)
+        return left

@@ -17,9 +17,16 @@ class ClassifierSettings(MqttSettings):
     model: Path | None = Field(default=None, description="Model artifact directory")
     watch_dir: Path | None = Field(default=None, description="Serve the newest artifact in here")
     watch_interval: float = Field(default=2.0, gt=0, description="Seconds between watch scans")
-    model_root: Path | None = Field(default=None, description="Reloads must lie inside this dir")
+    model_root: Path | None = Field(
+        default=None,
+        description="Reloads must lie inside this dir (default: --model's parent and --watch-dir)",
+    )
     backend: Literal["auto", "onnx", "litert", "tensorflow"] = Field(
         default="auto", description="Inference backend (auto: faster of onnx/litert)"
+    )
+    allow_tensorflow: bool = Field(
+        default=False,
+        description="auto: fall back to TensorFlow (model.keras) when no ONNX/LiteRT export loads",
     )
     threads: int = Field(default=1, ge=1, le=64, description="Inference threads")
     max_batch: int = Field(default=256, ge=1, le=4096, description="Most windows per batch")

@@ -40,13 +40,9 @@ class Smoother:
     """Recent probabilities per device and the smoothed label they give."""
 
     def __init__(
-        self,
-        labels: list[str],
-        k: int = 5,
-        mode: Mode = "majority",
-        threshold: float = 0.0,
-        max_devices: int = 10_000,
+        self, labels: list[str], k: int, mode: Mode, threshold: float, max_devices: int
     ) -> None:
+        """Smooth over ``k`` windows (values from ``ClassifierSettings``, no defaults here)."""
         if k < 1:
             raise ValueError("smoothing k must be at least 1")
         self.labels = list(labels)

@@ -12,7 +12,8 @@ from imu_har.protocol.codec import DEFAULT_CHANNELS, DEFAULT_UNITS, Window
 from imu_har.protocol.errors import PayloadError
 from imu_har.protocol.messages import Prediction
 from imu_har.protocol.model_spec import ModelSpec
-from services.classifier.core import PredictionEncoder, check_window, window_device
+from imu_har.protocol.topics import WINDOW
+from services.classifier.core import PredictionEncoder, check_window
 
 LABELS = ["Pushup", "Squat", 'we"ird\\label']
 
@@ -88,7 +89,8 @@ def test_units_not_checked_when_spec_has_none() -> None:
     ],
 )
 def test_window_device(topic: str, device: str | None) -> None:
-    assert window_device(topic, "har/") == device
+    """The handler finds a window's device level with the template's splitter."""
+    assert WINDOW.splitter("har")(topic) == device
 
 
 def test_encoded_prediction_is_a_valid_prediction_message() -> None:

@@ -26,11 +26,11 @@ SERVE_ONCE = textwrap.dedent(
     import numpy as np
     from imu_har.protocol.codec import Window, encode_window
     from imu_har.runtime.client import Collector, connect
-    from services.classifier.app import ClassifierSettings, build, initial_model
+    from services.classifier.app import build
+    from services.classifier.settings import ClassifierSettings
 
     port, model, backend = int(sys.argv[1]), sys.argv[2], sys.argv[3]
-    settings = ClassifierSettings(mqtt_port=port, model=model, backend=backend)
-    runtime, service = build(settings, initial_model(settings))
+    runtime, service = build(ClassifierSettings(mqtt_port=port, model=model, backend=backend))
     thread = threading.Thread(target=runtime.run, args=(service,), daemon=True)
     thread.start()
     assert runtime.ready.wait(10)

@@ -172,8 +172,8 @@ def test_split_backend_gives_the_same_probabilities_as_each_runtime(artifacts: A
 
     from services.classifier.backends import SplitBackend, open_backend
 
-    onnx = open_backend(Path(artifacts.first), "onnx")
-    litert = open_backend(Path(artifacts.first), "litert")
+    onnx = open_backend(Path(artifacts.first), "onnx", threads=1)
+    litert = open_backend(Path(artifacts.first), "litert", threads=1)
     split = SplitBackend(onnx, litert, cutoff=8)
     offline = offline_probabilities(artifacts.first, artifacts.windows[:20])
     for n in (1, 7, 8, 20):

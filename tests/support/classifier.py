@@ -73,13 +73,30 @@ def window_payloads(
 
 def start_classifier(broker, run_service, model_dir: Path | None, **overrides):  # type: ignore[no-untyped-def]
     """Run a classifier on the test broker (status every 0.2 s); returns the RunningService."""
-    from services.classifier.app import ClassifierSettings, build, initial_model
+    from services.classifier.app import build
+    from services.classifier.settings import ClassifierSettings
 
     values = {"mqtt_port": broker.port, "status_interval": 0.2, "model": model_dir}
     values.update(overrides)
-    settings = ClassifierSettings.model_validate(values)
-    runtime, service = build(settings, initial_model(settings))
-    return run_service(runtime, service)
+    runtime, handler = build(ClassifierSettings.model_validate(values))
+    return run_service(runtime, handler)
+
+
+def send_command(client, payload: dict, response: str | None, correlation: bytes = b"") -> None:  # type: ignore[no-untyped-def]
+    """Publish a classifier command (QoS 1), with an MQTT v5 response topic when given."""
+    import json
+
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    from imu_har.protocol import topics
+
+    props = Properties(PacketTypes.PUBLISH)
+    if response is not None:
+        props.ResponseTopic = response
+        props.CorrelationData = correlation
+    data = json.dumps(payload).encode()
+    client.publish(topics.CLASSIFIER_CMD.format(), data, qos=1, properties=props)
 
 
 def command(client, payload: dict, timeout: float = 60.0) -> dict:  # type: ignore[no-untyped-def]
