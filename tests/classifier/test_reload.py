@@ -115,3 +115,39 @@ def test_reload_outside_model_root_is_refused(
         assert not reply["ok"] and "outside the allowed --model-root" in reply["error"]
     reply = command(mqtt_client, {"action": "reload", "model": str(artifacts.second)})
     assert reply["ok"] and reply["data"]["version"] == load_spec(artifacts.second).version
+
+
+def test_reloads_stay_in_the_served_models_directory_without_model_root(
+    broker, run_service, mqtt_client, artifacts: Artifacts, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    """``har up`` sets no --model-root: a reload must still not name any path on the machine."""
+    outside = tmp_path / "elsewhere"
+    shutil.copytree(artifacts.second, outside)
+    start_classifier(broker, run_service, artifacts.first)
+    for path in (str(outside), str(artifacts.first.parent / ".." / outside.name)):
+        reply = command(mqtt_client, {"action": "reload", "model": path})
+        assert not reply["ok"] and "outside the allowed --model-root" in reply["error"]
+    reply = command(mqtt_client, {"action": "reload", "model": str(artifacts.second)})
+    assert reply["ok"] and reply["data"]["version"] == load_spec(artifacts.second).version
+
+
+def test_tensorflow_fallback_only_when_allowed(
+    broker, run_service, mqtt_client, artifacts: Artifacts, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    """A directory without ONNX/LiteRT export used to load TensorFlow silently (+620 MB)."""
+    keras_only = tmp_path / "keras_only"
+    shutil.copytree(artifacts.second, keras_only)
+    (keras_only / "model.onnx").unlink()
+    (keras_only / "model.tflite").unlink()
+    reload = {"action": "reload", "model": str(keras_only)}
+    running = start_classifier(broker, run_service, artifacts.first, model_root=tmp_path)
+    reply = command(mqtt_client, reload)
+    assert not reply["ok"] and "TensorFlow fallback is off" in reply["error"], reply
+    status = status_where(mqtt_client, lambda s: s["counters"]["events"].get("reload_refused"))
+    assert status["details"]["model"]["version"] == load_spec(artifacts.first).version
+    running.stop()
+    start_classifier(
+        broker, run_service, artifacts.first, model_root=tmp_path, allow_tensorflow=True
+    )
+    reply = command(mqtt_client, reload)
+    assert reply["ok"] and reply["data"]["backend"] == "tensorflow", reply
