@@ -213,3 +213,24 @@ def test_a_hostile_replay_table_plays_its_good_device(  # type: ignore[no-untype
     good = [GroundTruth.from_payload(bytes(m.payload)) for m in truth.messages]
     assert [t.label for t in good if t.device == "good"] == ["Squat"]  # none for the bad label
     assert running.thread.is_alive() and handler.exit_status == 0
+
+
+class _BrokenSource:
+    """A source whose run fails, as a BLE stack that is not there would."""
+
+    async def run(self, stop) -> None:  # type: ignore[no-untyped-def]
+        raise OSError("no Bluetooth adapter")
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_a_failing_source_stops_the_service_with_exit_status_1(broker, run_service):  # type: ignore[no-untyped-def]
+    settings = GatewaySettings(mqtt_port=broker.port, status_interval=0.5)
+    runtime, handler = build(settings)
+    handler.source = source = _BrokenSource()  # type: ignore[assignment]
+    running = run_service(runtime, handler)
+    running.thread.join(15)
+    assert not running.thread.is_alive()  # the runtime stopped by itself
+    assert handler.exit_status == 1 and "no Bluetooth adapter" in (handler.failed or "")
+    assert source.closed
