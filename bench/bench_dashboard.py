@@ -22,9 +22,10 @@ import psutil
 
 from bench.common import report
 from imu_har.ops.broker import MosquittoBroker
+from imu_har.protocol import topics
 from imu_har.runtime.client import connect
 from services.dashboard.store import Store
-from tests.dashboard import publish as pub
+from tests.support import publish as pub
 
 APP = Path(__file__).resolve().parents[1] / "services" / "dashboard" / "streamlit_app.py"
 
@@ -34,10 +35,16 @@ def ingest_rate(kind: str, devices: int, messages: int) -> float:
     store = Store()
     now = time.time()
     if kind == "frame":
-        payloads = [(f"har/d{i}/imu", pub.frame_payload(f"d{i}", 0, now)) for i in range(devices)]
+        payloads = [
+            (topics.IMU.format(device=f"d{i}"), pub.frame_payload(f"d{i}", 0, now))
+            for i in range(devices)
+        ]
     else:
         payloads = [
-            (f"har/d{i}/prediction", pub.prediction(f"d{i}", 0, "Squat", now).to_payload())
+            (
+                topics.PREDICTION.format(device=f"d{i}"),
+                pub.prediction(f"d{i}", 0, "Squat", now).to_payload(),
+            )
             for i in range(devices)
         ]
     start = time.perf_counter()
@@ -52,7 +59,10 @@ def memory_growth(messages: int = 1_000_000, devices: int = 32) -> dict[str, flo
     process = psutil.Process(os.getpid())
     store = Store()
     now = time.time()
-    payloads = [(f"har/m{i}/imu", pub.frame_payload(f"m{i}", 0, now)) for i in range(devices)]
+    payloads = [
+        (topics.IMU.format(device=f"m{i}"), pub.frame_payload(f"m{i}", 0, now))
+        for i in range(devices)
+    ]
     rss = {}
     for n in range(messages):
         topic, payload = payloads[n % devices]

@@ -48,9 +48,12 @@ class Connection:
     def __init__(self, settings: MqttSettings, limits: Limits | None = None) -> None:
         self.settings = settings
         self.root = settings.topic_root
-        self.store = Store(self.root, limits)
-        self.client_id = settings.client_id or f"dashboard-{uuid.uuid4().hex[:10]}"
-        self.reply_topic = f"{self.root}/dashboard/{self.client_id}/reply"
+        # One topic level: the reply topic is <root>/dashboard/<client id>/reply.
+        self.client_id = topics.validate_client_id(
+            settings.client_id or f"dashboard-{uuid.uuid4().hex[:10]}"
+        )
+        self.reply_topic = topics.DASHBOARD_REPLY.format(self.root, client=self.client_id)
+        self.store = Store(self.root, limits, client_id=self.client_id)
         self._lock = threading.Lock()
         self._connected = False
         self._since = time.time()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +39,18 @@ MAX_REPLIES = 50
 MAX_IGNORED = 32  # distinct last topic levels counted as ignored
 
 
+def service_name(name: str) -> str:
+    """The ``service`` level of a status topic if it is a plain name (as a client id).
+
+    It is shown on the System page and keys the service table, so an arbitrary
+    level (Markdown, 64 KiB of text) is refused as ``bad_topic``.
+    """
+    try:
+        return topics.validate_client_id(name)
+    except ValueError:
+        raise PayloadError("bad_topic", "service name is not 1-64 of [A-Za-z0-9_.:-]") from None
+
+
 @dataclass(frozen=True)
 class Reply:
     """A command reply with the correlation id it answered (None on the fallback topic)."""
@@ -51,8 +64,14 @@ class Reply:
 class Store:
     """Thread-safe dashboard state fed by :meth:`ingest`."""
 
-    def __init__(self, root: str = topics.DEFAULT_ROOT, limits: Limits | None = None) -> None:
+    def __init__(
+        self,
+        root: str = topics.DEFAULT_ROOT,
+        limits: Limits | None = None,
+        client_id: str | None = None,
+    ) -> None:
         self.root = root
+        self.client_id = client_id  # replies to other dashboards are not ours (None: any)
         self.limits = limits or Limits()
         self._lock = threading.Lock()
         self._devices: dict[str, DeviceState] = {}
@@ -64,7 +83,6 @@ class Store:
         self.ignored: Counter[str] = Counter()  # valid traffic the dashboard does not show
         self.received = 0
         self.evicted = 0
-        self._reply_prefix = f"{root}/dashboard/"
         self._fixed: dict[str, Any] = {
             topics.MODEL_SPEC.format(root): self._on_model_spec,
             topics.RECORDER_STATUS.format(root): self._on_recorder_status,
@@ -72,13 +90,13 @@ class Store:
             topics.CLASSIFIER_REPLY.format(root): self._on_reply,
         }
         self._commands = {topics.RECORDER_CMD.format(root), topics.CLASSIFIER_CMD.format(root)}
-        self._device_kinds: dict[str, Any] = {
-            "imu": self._on_frame,
-            "window": self._on_window,
-            "prediction": self._on_prediction,
-            "status": self._on_device_status,
-            "truth": self._on_truth,
-        }
+        self._device_kinds: list[tuple[Callable[[str], str | None], Any]] = [
+            (topics.IMU.splitter(root), self._on_frame),
+            (topics.WINDOW.splitter(root), self._on_window),
+            (topics.PREDICTION.splitter(root), self._on_prediction),
+            (topics.DEVICE_STATUS.splitter(root), self._on_device_status),
+            (topics.GROUND_TRUTH.splitter(root), self._on_truth),
+        ]
 
     # -- input (MQTT thread) ---------------------------------------------------------
     def ingest(
@@ -104,25 +122,32 @@ class Store:
         if handler is not None:
             handler(topic, payload, now, corr)
             return
-        if topic.startswith(self._reply_prefix) and topic.endswith("/reply"):
-            self._on_reply(topic, payload, now, corr)
-            return
         if topic in self._commands:  # commands (ours or anyone's) are not for display
-            self.ignored["command"] += 1
+            self._ignore("command")
+            return
+        reply = topics.DASHBOARD_REPLY.parse(topic, self.root)
+        if reply is not None:
+            if self.client_id is None or reply["client"] == self.client_id:
+                self._on_reply(topic, payload, now, corr)
+            else:  # another dashboard's reply: it could push ours out of the bounded list
+                self._ignore("other_dashboard_reply")
             return
         service = topics.SERVICE_STATUS.parse(topic, self.root)
         if service is not None:
-            self._on_service_status(service["service"], payload)
+            self._on_service_status(service_name(service["service"]), payload)
             return
-        parts = topic[len(self.root) + 1 :].split("/") if topic.startswith(self.root + "/") else []
-        if len(parts) == 2 and parts[1] in self._device_kinds:
-            device = topics.validate_device_id(parts[0])
-            self._device_kinds[parts[1]](device, payload, now)
-        else:  # valid MQTT traffic the dashboard has no use for: count by last level
-            key = parts[-1][:32] if parts else "outside_root"
-            self.ignored[
-                key if key in self.ignored or len(self.ignored) < MAX_IGNORED else "other"
-            ] += 1
+        for split, handle in self._device_kinds:
+            device = split(topic)
+            if device is not None:
+                handle(topics.validate_device_id(device), payload, now)
+                return
+        # valid MQTT traffic the dashboard has no use for: count by last level
+        inside = topic.startswith(self.root + "/")
+        self._ignore(topic.rsplit("/", 1)[-1][:32] if inside else "outside_root")
+
+    def _ignore(self, key: str) -> None:
+        known = key in self.ignored or len(self.ignored) < MAX_IGNORED
+        self.ignored[key if known else "other"] += 1
 
     def _state(self, device: str, now: float) -> DeviceState:
         state = self._devices.get(device)
