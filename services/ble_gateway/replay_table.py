@@ -101,7 +101,7 @@ def build_tracks(table: pa.Table, settings: GatewaySettings, reject: Reject = _l
     step = 1.0 / (settings.replay_rate or (SEED_FITNESS_RATE if seed_fitness else TABLE_RATE))
     devices, device_of = _device_ids(table, settings.renames(), reject)
     labels, label_code = _labels(table, reject)
-    session_code = _codes(table.column("session"))[1] if "session" in table.column_names else None
+    session_code = _codes(table, "session")[1] if "session" in table.column_names else None
     recording = _recording_keys(session_code, label_code)
     order_by = next((c for c in ORDER_COLUMNS if c in table.column_names), None)
     order = _numeric(table, order_by) if order_by else None
@@ -188,9 +188,12 @@ def _numeric(table: pa.Table, name: str) -> np.ndarray:
         raise ValueError(f"replay table column {name!r} is not numeric: {exc}") from None
 
 
-def _codes(column: pa.ChunkedArray) -> tuple[list[str | None], np.ndarray]:
+def _codes(table: pa.Table, name: str) -> tuple[list[str | None], np.ndarray]:
     """Distinct values as text in order of first appearance, and each row's index (-1: null)."""
-    encoded = pc.dictionary_encode(pc.cast(column.combine_chunks(), pa.string()))
+    try:
+        encoded = pc.dictionary_encode(pc.cast(table.column(name).combine_chunks(), pa.string()))
+    except pa.ArrowException as exc:
+        raise ValueError(f"replay table column {name!r} is not text: {exc}") from None
     codes = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
     return encoded.dictionary.to_pylist(), codes
 
@@ -200,11 +203,11 @@ def _device_ids(
 ) -> tuple[list[str | None], np.ndarray]:
     """Valid device ids (None: refused) and each row's index into them (-1: refused or null)."""
     if "device" in table.column_names:
-        raw, codes = _codes(table.column("device"))
+        raw, codes = _codes(table, "device")
         if (codes < 0).any():
             reject("bad_device", f"{int((codes < 0).sum())} replay rows have no device id")
     elif "session" in table.column_names:
-        sessions, codes = _codes(table.column("session"))
+        sessions, codes = _codes(table, "session")
         raw = [None if s is None else _session_id(s) for s in sessions]
     else:
         raw, codes = ["replay-01"], np.zeros(table.num_rows, dtype=np.int64)
@@ -226,7 +229,7 @@ def _labels(table: pa.Table, reject: Reject) -> tuple[np.ndarray | None, np.ndar
     name = next((c for c in ("label", "activity") if c in table.column_names), None)
     if name is None:
         return None, None
-    raw, codes = _codes(table.column(name))
+    raw, codes = _codes(table, name)
     clean = []
     for value in raw:
         try:

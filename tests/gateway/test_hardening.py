@@ -322,6 +322,8 @@ def test_replay_labels_that_are_not_names_give_no_truth() -> None:
         (lambda t: t.slice(0, 0), "no rows"),
         (lambda t: _set(t, "acc_y", ["x"] * t.num_rows), "'acc_y' is not numeric"),
         (lambda t: _set(t, "device", ["a/b"] * t.num_rows), "no playable device"),
+        (lambda t: _set(t, "device", [[1, 2]] * t.num_rows), "'device' is not text"),
+        (lambda t: _set(t, "index", ["x"] * t.num_rows), "'index' is not numeric"),
     ],
 )
 def test_an_unplayable_table_is_a_startup_error(
