@@ -1,52 +1,47 @@
-"""``har dashboard``: launch the Streamlit dashboard (headless) on its page script.
+"""``har dashboard``: check the settings, then launch Streamlit (headless) on the page script.
 
-The settings are validated here (flags, ``HAR_*`` environment, ``--config``),
-then handed to the Streamlit process as JSON in ``HAR_DASHBOARD_SETTINGS``;
-the page script reads them back with :func:`page_settings`.
+The dashboard is a Streamlit app, not a runtime service: ``main`` validates the
+settings (flags, ``HAR_*`` environment, ``--config``; see ``settings.py``),
+refuses to start when it would serve strangers without a login, and replaces
+itself with ``streamlit run`` on ``streamlit_app.py``, which reads the settings
+back from ``HAR_DASHBOARD_SETTINGS``.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
-from pydantic import Field, ValidationError
+from imu_har.runtime.settings import load_settings
+from imu_har.runtime.skeleton import StartupError
+from services.dashboard.auth import AuthFileError, load_users
+from services.dashboard.settings import SETTINGS_ENV, DashboardSettings
 
-from imu_har.runtime.settings import MqttSettings, load_settings
-
-SETTINGS_ENV = "HAR_DASHBOARD_SETTINGS"
 PAGE_SCRIPT = Path(__file__).with_name("streamlit_app.py")
 
 
-class DashboardSettings(MqttSettings):
-    """Settings of ``har dashboard``."""
+def check_access(settings: DashboardSettings) -> None:
+    """Raise :class:`StartupError` unless the settings protect the dashboard.
 
-    port: int = Field(default=8501, ge=1, le=65535, description="HTTP port of the dashboard")
-    address: str = Field(
-        default="127.0.0.1", description="Address to serve on (0.0.0.0 for the whole network)"
-    )
-    data_dir: Path = Field(default=Path("data"), description="Recorder data directory")
-    refresh: float = Field(default=1.0, ge=0.2, le=60, description="Page refresh period (s)")
-    history: float = Field(default=10.0, gt=0, le=600, description="Seconds of IMU data plotted")
-    max_devices: int = Field(default=32, ge=1, le=1000, description="Most devices tracked at once")
-    idle_timeout: float = Field(default=120.0, gt=0, description="Forget a silent device after (s)")
-
-
-def page_settings(env: Mapping[str, str] | None = None) -> DashboardSettings:
-    """The settings inside the Streamlit process: from ``har dashboard``, else ``HAR_*``.
-
-    Raises ``ValueError`` with a readable message when they are invalid.
+    With ``--auth-file`` the file must hold valid users. Without one the
+    dashboard starts only on a loopback address, or with ``--allow-anonymous``:
+    anyone who reaches it may start recordings and download every session.
     """
-    env = os.environ if env is None else env
-    raw = env.get(SETTINGS_ENV)
-    try:
-        if raw:
-            return DashboardSettings.model_validate_json(raw)
-        return load_settings(DashboardSettings, [], prog="har dashboard", env=env)
-    except (ValidationError, SystemExit) as exc:
-        raise ValueError(f"invalid dashboard settings: {exc}") from None
+    if settings.auth_file is not None:
+        try:
+            load_users(settings.auth_file)
+        except AuthFileError as exc:
+            raise StartupError(str(exc)) from None
+        return
+    if not settings.loopback and not settings.allow_anonymous:
+        raise StartupError(
+            f"refusing to serve {settings.address!r} without a login: anyone there could "
+            "start recordings and download every session. Give --auth-file "
+            "(python -m services.dashboard.auth USER makes a line), serve 127.0.0.1, "
+            "or pass --allow-anonymous"
+        )
 
 
 def streamlit_command(settings: DashboardSettings) -> list[str]:
@@ -76,8 +71,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="har dashboard",
         description="Serve the live Streamlit dashboard (live, record, sessions, model, system).",
     )
+    try:
+        check_access(settings)
+    except StartupError as exc:
+        print(f"har dashboard: {exc}", file=sys.stderr)
+        return 2
     host = "127.0.0.1" if settings.address in {"0.0.0.0", "::"} else settings.address
     print(f"imu-har dashboard: http://{host}:{settings.port}", flush=True)
+    if settings.auth_file is None:
+        print("imu-har dashboard: no login (--auth-file to require one)", flush=True)
     env = dict(os.environ)
     env[SETTINGS_ENV] = settings.model_dump_json()
     command = streamlit_command(settings)

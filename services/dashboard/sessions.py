@@ -24,6 +24,8 @@ logger = logging.getLogger(__name__)
 
 TIME_COLUMNS = ("time", "timestamp", "t", "sample_time")
 MAX_SESSIONS = 5000
+MAX_MANIFEST_BYTES = 1 << 20  # the recorder writes ~1 KiB; a bigger file is not read
+MAX_PREVIEW_COLUMNS = 32  # numeric columns plotted (the recorder writes 9)
 _PART = re.compile(r"^(.+)-(\d{4})$")
 
 
@@ -54,6 +56,8 @@ def _manifest(data_dir: Path, first: Path, session: str) -> dict[str, Any]:
     """``sessions/<session>.json`` (the recorder's place), else ``<session>.json`` beside."""
     for candidate in (data_dir / "sessions" / f"{session}.json", first.with_suffix(".json")):
         if candidate.is_file():
+            if candidate.stat().st_size > MAX_MANIFEST_BYTES:
+                raise ValueError(f"manifest {candidate.name} is over {MAX_MANIFEST_BYTES} bytes")
             data = json.loads(candidate.read_text())
             return data if isinstance(data, dict) else {}
     return {}
@@ -102,14 +106,30 @@ def find_sessions(data_dir: Path) -> list[SessionInfo]:
     base = Path(data_dir) / "recordings"
     if not base.is_dir():
         return []
+    inside = base.resolve()
     groups: dict[str, list[Path]] = {}
     for path in sorted(base.glob("date=*/device=*/*.parquet")):
-        if path.name.startswith(".") or not path.is_file():
-            continue  # hidden temporaries of an atomic write
+        if path.name.startswith(".") or not _regular_file_inside(path, inside):
+            continue  # hidden temporaries of an atomic write; links out of the data directory
         match = _PART.match(path.stem)
         groups.setdefault(match.group(1) if match else path.stem, []).append(path)
-    newest = sorted(groups.items(), key=lambda item: item[1][0].stat().st_mtime, reverse=True)
+    newest = sorted(groups.items(), key=lambda item: _mtime(item[1][0]), reverse=True)
     return [read_session_info(Path(data_dir), s, p) for s, p in newest[:MAX_SESSIONS]]
+
+
+def _regular_file_inside(path: Path, base: Path) -> bool:
+    """A file (not a link) under ``base``: a download must not serve a file from elsewhere."""
+    try:
+        return path.is_file() and not path.is_symlink() and path.resolve().is_relative_to(base)
+    except OSError:
+        return False
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:  # removed since it was listed
+        return 0.0
 
 
 def read_session(info: SessionInfo) -> pa.Table:
@@ -157,16 +177,28 @@ def label_counts(sessions: list[SessionInfo]) -> pd.DataFrame:
     return grouped.reset_index()
 
 
+def _first_rows(path: Path, max_rows: int) -> pa.Table:
+    """The first ``max_rows`` rows of a Parquet file, reading no more row groups than needed."""
+    parquet = pq.ParquetFile(path)
+    batches, rows = [], 0
+    for batch in parquet.iter_batches(batch_size=max_rows):
+        batches.append(batch)
+        rows += batch.num_rows
+        if rows >= max_rows:
+            break
+    return pa.Table.from_batches(batches, schema=parquet.schema_arrow).slice(0, max_rows)
+
+
 def load_preview(path: Path, max_rows: int = 3000) -> pd.DataFrame:
     """The numeric sample columns of a part (first ``max_rows``) indexed by seconds."""
-    frame = pq.read_table(path).slice(0, max_rows).to_pandas()
+    frame = _first_rows(path, max_rows).to_pandas()
     time_col = next((c for c in TIME_COLUMNS if c in frame.columns), None)
     numeric = frame.select_dtypes("number")
-    if time_col is not None:
+    if time_col is not None and not frame.empty:
         seconds = pd.to_numeric(frame[time_col], errors="coerce")
         if pd.api.types.is_datetime64_any_dtype(frame[time_col]):
             seconds = frame[time_col].astype("int64") / 1e9
         numeric = numeric.drop(columns=[time_col], errors="ignore")
         numeric.index = (seconds - seconds.iloc[0]).rename("seconds")
     skip = {"seq", "sample", "index", "rep", "row", "rate", "device_time", "receive_time"}
-    return numeric[[c for c in numeric.columns if c not in skip]]
+    return numeric[[c for c in numeric.columns if c not in skip][:MAX_PREVIEW_COLUMNS]]

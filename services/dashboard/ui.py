@@ -5,24 +5,62 @@ Everything here runs on Streamlit's script thread.
 
 from __future__ import annotations
 
+import functools
 import time
+from collections.abc import Callable
 from typing import Any
 
 import streamlit as st
 
-from services.dashboard.app import DashboardSettings, page_settings
+from services.dashboard import login
 from services.dashboard.connection import Connection
+from services.dashboard.settings import DashboardSettings, page_settings
 from services.dashboard.store import Limits
 
 
-def settings() -> DashboardSettings:
-    """The dashboard settings; stops the page with an error when they are invalid."""
+def load_settings() -> DashboardSettings:
+    """The dashboard settings; stops the run with an error when they are invalid."""
     try:
         return page_settings()
     except ValueError as exc:
         st.error(str(exc))
         st.stop()
         raise  # unreachable: st.stop() raises
+
+
+def allowed(config: DashboardSettings) -> bool:
+    """True when this browser session may see the pages (logged in, or no login needed)."""
+    return login.access_problem(config) is None and login.current_user(config) is not None
+
+
+def settings() -> DashboardSettings:
+    """A page's settings; the page stops here, drawing nothing, unless :func:`allowed`.
+
+    The entry script already shows only the login page until the session is
+    logged in; this check keeps a page script safe however it is reached.
+    """
+    config = load_settings()
+    if not allowed(config):
+        st.stop()
+    return config
+
+
+def fragment(run_every: float) -> Callable[[Callable[[], None]], Callable[[], None]]:
+    """``st.fragment(run_every=...)`` that draws nothing unless the session is :func:`allowed`.
+
+    A fragment rerun skips the entry script and the top of the page, so the
+    fragment checks the login itself (after a logout, say).
+    """
+
+    def decorate(body: Callable[[], None]) -> Callable[[], None]:
+        @functools.wraps(body)
+        def gated() -> None:
+            if allowed(load_settings()):
+                body()
+
+        return st.fragment(gated, run_every=run_every)
+
+    return decorate
 
 
 @st.cache_resource(show_spinner=False, on_release=Connection.close)

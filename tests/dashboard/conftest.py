@@ -1,4 +1,4 @@
-"""Fixtures: the dashboard's settings pointed at the private broker, AppTest helpers."""
+"""Fixtures: the dashboard's settings pointed at the private broker, a login file, the recorder."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from imu_har.ops.broker import MosquittoBroker
-from services.dashboard import ui
-from services.dashboard.app import DashboardSettings
-from tests.support.dashboard import REPO
+from services.dashboard import login, ui
+from services.dashboard.settings import DashboardSettings
+from tests.support.dashboard import REPO, USERS, write_auth_file
 
 
 @pytest.fixture()
@@ -29,6 +29,18 @@ def dashboard_settings(
         mqtt_host=broker.host, mqtt_port=broker.port, data_dir=tmp_path / "data", refresh=0.5
     )
     ui._connection.clear()  # releases (closes) every cached connection
+
+
+@pytest.fixture()
+def auth_file(
+    dashboard_settings: DashboardSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Path]:
+    """A login file with the two ``USERS``, given to the pages as ``HAR_AUTH_FILE``."""
+    path = write_auth_file(tmp_path / "users.auth", USERS)
+    monkeypatch.setenv("HAR_AUTH_FILE", str(path))
+    login.throttle.clear()  # failed attempts of earlier tests are forgotten
+    yield path
+    login.throttle.clear()
 
 
 @pytest.fixture()

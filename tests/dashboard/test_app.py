@@ -4,14 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from services.dashboard.app import (
-    PAGE_SCRIPT,
-    SETTINGS_ENV,
-    DashboardSettings,
-    main,
-    page_settings,
-    streamlit_command,
-)
+from services.dashboard.app import PAGE_SCRIPT, main, streamlit_command
+from services.dashboard.settings import SETTINGS_ENV, DashboardSettings, page_settings
 
 
 def test_command_runs_the_page_script_headless_on_the_port():

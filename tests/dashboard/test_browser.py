@@ -2,9 +2,11 @@
 
 Runs the real simulator gateway, windower and recorder as subprocesses on the
 private broker; a small stand-in classifier turns every window into a
-prediction (a trained model would make this test slow). The browser checks
-that live values appear and starts and stops a recording from the Record page.
-Screenshots go to test-output/dashboard/.
+prediction (a trained model would make this test slow). The dashboard requires
+a login (``--auth-file``): the browser is refused with a wrong password, logs
+in through the real page, checks that live values appear, starts and stops a
+recording from the Record page, and logs out. Screenshots go to
+test-output/dashboard/.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from imu_har.protocol.codec import decode_window
 from imu_har.protocol.messages import GroundTruth, Prediction
 from imu_har.runtime.client import Collector, connect
 from tests.support import publish as pub
-from tests.support.dashboard import REPO, wait_until
+from tests.support.dashboard import REPO, USERS, wait_until, write_auth_file
 
 pytestmark = [pytest.mark.browser, pytest.mark.broker, pytest.mark.slow]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -175,6 +177,7 @@ def test_dashboard_in_chromium_live_values_and_recording(
     assert frames.messages, procs.log("gateway")
     device = frames.messages[0].topic.split("/")[1]
     port = free_port()
+    users = write_auth_file(tmp_path / "users.auth", USERS)
     dashboard = procs.start(
         "dashboard",
         str(har),
@@ -183,6 +186,7 @@ def test_dashboard_in_chromium_live_values_and_recording(
         f"--port={port}",
         f"--data-dir={data_dir}",
         "--refresh=1",
+        f"--auth-file={users}",
     )
     url = f"http://127.0.0.1:{port}"
     wait_http(f"{url}/_stcore/health", procs)
@@ -194,13 +198,49 @@ def test_dashboard_in_chromium_live_values_and_recording(
                 executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
             )
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(url)
+            log_in(page, url, procs)
             run_pages(page, device, data_dir, procs)
+            log_out(page)
             browser.close()
     finally:
         pub.publish(client, "har/model/spec", b"", retain=True)
         client.loop_stop()
         client.disconnect()
+
+
+def submit_login(page: Page, user: str, password: str) -> None:
+    page.get_by_label("User name", exact=True).fill(user)
+    page.get_by_label("Password", exact=True).fill(password)
+    page.get_by_role("button", name="Log in").click()
+
+
+def log_in(page: Page, url: str, procs: Processes) -> None:
+    """A deep link before the login gets the login page only; a wrong password is refused."""
+    page.goto(f"{url}/record")
+    expect(page.get_by_role("heading", name="Log in")).to_be_visible(timeout=30_000)
+    expect(page.get_by_role("dialog")).to_contain_text("Page not found")  # not offered
+    page.keyboard.press("Escape")
+    expect(page.get_by_role("dialog")).to_have_count(0)
+    assert not page.get_by_role("button", name="Start recording").count()
+    assert not page.get_by_role("link", name="Sessions").count()
+    submit_login(page, "alice", USERS["bob"])
+    expect(page.get_by_text("Wrong user name or password.")).to_be_visible(timeout=20_000)
+    shot(page, "login")
+    assert not page.get_by_role("button", name="Start recording").count()
+    submit_login(page, "alice", USERS["alice"])
+    expect(page.get_by_role("button", name="Log out")).to_be_visible(timeout=30_000)
+    expect(page.get_by_text("Logged in as alice")).to_be_visible()
+    assert "dashboard login: user 'alice'" in procs.log("dashboard")
+    assert "dashboard login failed for user 'alice'" in procs.log("dashboard")
+    go(page, "Live")
+
+
+def log_out(page: Page) -> None:
+    page.get_by_role("button", name="Log out").click()
+    expect(page.get_by_role("heading", name="Log in")).to_be_visible(timeout=20_000)
+    expect(page.get_by_role("link", name="Record")).to_have_count(0)
+    page.reload()  # a new browser session of the same tab: still the login page
+    expect(page.get_by_role("heading", name="Log in")).to_be_visible(timeout=20_000)
 
 
 def run_pages(page: Page, device: str, data_dir: Path, procs: Processes) -> None:

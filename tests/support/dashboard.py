@@ -1,4 +1,4 @@
-"""Dashboard test helpers: AppTest runs of the pages, the cached connection, page text."""
+"""Dashboard test helpers: AppTest runs of the pages, the cached connection, page text, logins."""
 
 from __future__ import annotations
 
@@ -9,13 +9,15 @@ from pathlib import Path
 from streamlit.testing.v1 import AppTest
 
 from services.dashboard import ui
-from services.dashboard.app import DashboardSettings
+from services.dashboard.auth import credential_line
 from services.dashboard.connection import Connection
+from services.dashboard.settings import DashboardSettings
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 APP = REPO / "services" / "dashboard" / "streamlit_app.py"
+USERS = {"alice": "correct horse battery", "bob": "staple-42"}  # the auth_file fixture's
 
 
 def wait_until(check: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -52,3 +54,23 @@ def texts(at) -> str:  # type: ignore[no-untyped-def]
 
 def metrics(at) -> dict[str, str]:  # type: ignore[no-untyped-def]
     return {m.label: m.value for m in at.metric}
+
+
+def write_auth_file(path: Path, users: dict[str, str]) -> Path:
+    """A login file with one line per ``user: password`` (made by the real generator code)."""
+    lines = ["# dashboard users", ""] + [credential_line(u, p) for u, p in users.items()]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def log_in(at: AppTest, user: str, password: str) -> AppTest:
+    """Fill in and submit the login form of ``at``."""
+    at.text_input(key="login_user").input(user)
+    at.text_input(key="login_password").input(password)
+    at.button(key="login_submit").click().run()
+    return at
+
+
+def page_title(at: AppTest) -> str | None:
+    """The page's title (``Log in`` on the login page), if it drew one."""
+    return at.title[0].value if at.title else None

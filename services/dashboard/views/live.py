@@ -6,6 +6,7 @@ import streamlit as st
 
 from services.dashboard import charts, ui
 from services.dashboard.store import DeviceView
+from services.dashboard.text import md
 
 MAX_SHOWN = 4
 config = ui.settings()
@@ -16,13 +17,13 @@ st.title("Live")
 def render_device(view: DeviceView, now: float) -> None:
     """One device: metrics, probability bars, timeline and IMU plots."""
     status = view.status
-    state = f" · {status.state} ({status.source})" if status else ""
-    st.subheader(f"{view.device}{state}")
+    state = f" · {md(status.state)} ({md(status.source)})" if status else ""
+    st.subheader(f"{md(view.device)}{state}")
     latest = view.latest
     cols = st.columns(6)
     if latest is not None:
-        cols[0].metric("Exercise", latest.smoothed_label, help="Smoothed over recent windows")
-        cols[1].metric("Confidence", f"{latest.confidence:.0%}", help=f"Raw: {latest.label}")
+        cols[0].metric("Exercise", md(latest.smoothed_label), help="Smoothed over recent windows")
+        cols[1].metric("Confidence", f"{latest.confidence:.0%}", help=f"Raw: {md(latest.label)}")
     else:
         cols[0].metric("Exercise", "—", help="No prediction yet")
         cols[1].metric("Confidence", "—")
@@ -43,7 +44,7 @@ def render_device(view: DeviceView, now: float) -> None:
             f"last 50: {ui.fmt(view.recent_accuracy, '{:.0%}')}",
         )
         st.caption(
-            f"Truth: **{view.truth.label}** (rep {view.truth.rep}) · "
+            f"Truth: **{md(view.truth.label)}** (rep {view.truth.rep}) · "
             f"smoothed accuracy {ui.fmt(view.smoothed_accuracy, '{:.0%}')} · "
             f"last 50: {ui.fmt(view.recent_accuracy, '{:.0%}')}"
         )
@@ -55,13 +56,13 @@ def render_device(view: DeviceView, now: float) -> None:
     groups = charts.imu_frames(view.plot, now, config.history)
     if groups:
         for column, (unit, data) in zip(st.columns(len(groups)), groups.items(), strict=True):
-            column.caption(f"{', '.join(data.columns)} ({unit})")
+            column.caption(f"{md(', '.join(data.columns))} ({md(unit)})")
             ui.chart(column, data.reset_index(), charts.line_spec(list(data.columns), unit))
     else:
         st.caption("No IMU frames in the last seconds.")
 
 
-@st.fragment(run_every=config.refresh)
+@ui.fragment(run_every=config.refresh)
 def live() -> None:
     """Redrawn every ``refresh`` seconds from the store."""
     ui.broker_banner(conn)

@@ -8,6 +8,7 @@ from pydantic import ValidationError
 from imu_har.protocol import topics
 from imu_har.protocol.commands import CommandReply, StartRecording, StopRecording
 from services.dashboard import recording, ui
+from services.dashboard.text import code, md
 
 config = ui.settings()
 conn = ui.connection(config)
@@ -78,23 +79,23 @@ try:
 except ValidationError as exc:
     problem = exc.errors()[0]
     where = ".".join(str(p) for p in problem["loc"])
-    st.error(f"Cannot send: {where}: {problem['msg']}")
+    st.error(f"Cannot send: {md(where)}: {md(problem['msg'])}")
 
 
 def describe(data: dict[str, object]) -> str:
     """The interesting fields of a reply, e.g. ``session 2026…-wrist-1 · rows 1,234``."""
     keys = ("session", "device", "label", "subject", "rows", "stop_reason", "finalized")
     parts = [
-        f"{k} `{data[k]:,}`"
+        f"{k} {code(f'{data[k]:,}')}"
         if isinstance(data[k], int) and not isinstance(data[k], bool)
-        else f"{k} `{data[k]}`"
+        else f"{k} {code(data[k])}"
         for k in keys
         if data.get(k) is not None
     ]
     return " · ".join(parts) or "done"
 
 
-@st.fragment(run_every=config.refresh)
+@ui.fragment(run_every=config.refresh)
 def status() -> None:
     """The last reply, the elapsed time and the recorder's live row counts."""
     ui.broker_banner(conn)
@@ -106,17 +107,17 @@ def status() -> None:
         elif reply.ok:
             st.success(f"Recorder: {action} ok — {describe(reply.data)}")
         else:
-            st.error(f"Recorder refused `{action}`: {reply.error}")
+            st.error(f"Recorder refused `{action}`: {md(reply.error)}")
     recorder_status = conn.store.snapshot()["recorder_status"]
     active = st.session_state.get("recording")
     if active:
         rows = recording.session_rows(recorder_status, active["session"])
         c1, c2, c3 = st.columns(3)
-        c1.metric("Recording", f"{active['device']} · {active['label']}")
+        c1.metric("Recording", f"{md(active['device'])} · {md(active['label'])}")
         elapsed = int(time.time() - active["started"])
         c2.metric("Elapsed", f"{elapsed // 60}:{elapsed % 60:02d}")
         c3.metric("Rows", "—" if rows is None else f"{rows:,}")
-        st.caption(f"Session `{active['session']}`")
+        st.caption(f"Session {code(active['session'])}")
     sessions = recording.open_sessions(recorder_status)
     st.subheader("Open sessions")
     if sessions:

@@ -6,10 +6,11 @@ import pandas as pd
 import streamlit as st
 
 from services.dashboard import charts, sessions, ui
+from services.dashboard.text import code, md
 
 config = ui.settings()
 st.title("Sessions")
-st.caption(f"Recordings under `{config.data_dir.resolve() / 'recordings'}`")
+st.caption(f"Recordings under {code(config.data_dir.resolve() / 'recordings')}")
 
 
 @st.cache_data(ttl=5, show_spinner=False)
@@ -49,16 +50,17 @@ choice = st.selectbox("Preview session", names, key="sessions_pick")
 info = next(s for s in found if s.session == choice)
 first = info.paths[0]
 if info.error:
-    st.error(f"Cannot read {first.name}: {info.error}")
+    st.error(f"Cannot read {md(first.name)}: {md(info.error)}")
     st.stop()
 st.caption(
-    f"{info.device} · {info.label} · subject {info.subject or '—'} · {info.rows:,} rows · "
+    f"{md(info.device)} · {md(info.label)} · subject {md(info.subject or '—')} · "
+    f"{info.rows:,} rows · "
     f"{ui.fmt(info.duration, '{:.1f} s')} · {len(info.paths)} file(s)"
 )
 try:
     data = preview(str(first), first.stat().st_mtime)
 except (OSError, ValueError) as exc:
-    st.error(f"Cannot preview {first.name}: {exc}")
+    st.error(f"Cannot preview {md(first.name)}: {md(exc)}")
 else:
     x = str(data.index.name or "row")
     spec = charts.line_spec(list(data.columns), "value", height=320, x=x)

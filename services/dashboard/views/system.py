@@ -5,7 +5,9 @@ import time
 import pandas as pd
 import streamlit as st
 
+from imu_har.protocol import topics
 from services.dashboard import ui
+from services.dashboard.text import code, md
 
 config = ui.settings()
 conn = ui.connection(config)
@@ -35,7 +37,7 @@ def services_table(services: dict, now: float) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-@st.fragment(run_every=config.refresh)
+@ui.fragment(run_every=config.refresh)
 def system() -> None:
     """Broker link, services, devices and malformed-message counts."""
     link = conn.state()
@@ -55,7 +57,7 @@ def system() -> None:
     if snapshot["ignored"]:
         st.caption(
             "Other traffic not shown: "
-            + ", ".join(f"{k} {v}" for k, v in sorted(snapshot["ignored"].items()))
+            + ", ".join(f"{md(k)} {v}" for k, v in sorted(snapshot["ignored"].items()))
         )
     st.caption(
         f"Disconnects: {link.disconnects} · topic root `{conn.root}` · client `{conn.client_id}`"
@@ -69,7 +71,9 @@ def system() -> None:
     st.subheader("Services")
     services = snapshot["services"]
     if not services:
-        st.caption(f"No service status on `{conn.root}/service/+/status` yet.")
+        st.caption(
+            f"No service status on {code(topics.SERVICE_STATUS.subscription(conn.root))} yet."
+        )
     else:
         st.dataframe(services_table(services, now), hide_index=True)
     render_services(services)
@@ -80,15 +84,15 @@ def render_services(services: dict) -> None:
     """One expander per service with its counters, errors and details."""
     for name, status in sorted(services.items()):
         icon = ":material/check_circle:" if status.state == "online" else ":material/error:"
-        with st.expander(f"{name} — {status.state}", icon=icon):
+        with st.expander(f"{md(name)} — {md(status.state)}", icon=icon):
             counters = status.counters
             if counters.rejected:
                 st.markdown(
-                    "Rejected: " + ", ".join(f"{k} {v}" for k, v in counters.rejected.items())
+                    "Rejected: " + ", ".join(f"{md(k)} {v}" for k, v in counters.rejected.items())
                 )
             if counters.events:
                 events = counters.events.items()
-                st.markdown("Events: " + ", ".join(f"{k} {v}" for k, v in events))
+                st.markdown("Events: " + ", ".join(f"{md(k)} {v}" for k, v in events))
             for line in status.errors:
                 st.code(line, language=None)
             st.json(status.details, expanded=False)
