@@ -21,7 +21,9 @@ from typing import Any
 import pytest
 import yaml
 
+from imu_har.ops.acl import SERVICE_ACCOUNTS, account_names
 from imu_har.ops.cli import commands
+from imu_har.protocol.topics import RESERVED_NAMES
 
 ROOT = Path(__file__).resolve().parents[2]
 VAR = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}")
@@ -107,15 +109,6 @@ def test_referenced_files_exist() -> None:
                     assert (service_name, source) == ("gateway", "/var/run/dbus")
                 else:
                     assert source in compose()["volumes"], f"{service_name}: volume {source}"
-    mosquitto = compose()["services"]["mosquitto"]
-    files = re.findall(r"/imu-har/([\w.-]+)", " ".join(mosquitto["command"]))
-    dev_command = compose("docker-compose.dev.yml")["services"]["mosquitto"]["command"]
-    dev_files = re.findall(r"/imu-har/([\w.-]+)", " ".join(dev_command))
-    assert set(files) == {"mosquitto.conf", "acl", "passwd"} and dev_files == ["mosquitto-dev.conf"]
-    for file in [*files, *dev_files]:
-        # passwd is made by make-passwd.sh (its default output is deploy/mosquitto/passwd)
-        source = ROOT / "deploy" / "mosquitto" / file
-        assert source.exists() or (file == "passwd" and "$here/passwd" in _make_passwd())
     assert (ROOT / "Dockerfile").is_file() and (ROOT / ".dockerignore").is_file()
 
 
@@ -123,16 +116,70 @@ def _make_passwd() -> str:
     return (ROOT / "deploy" / "mosquitto" / "make-passwd.sh").read_text()
 
 
+@pytest.fixture(scope="module")
+def secrets_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """What make-passwd.sh writes in place of deploy/ (from a fresh .env)."""
+    out = tmp_path_factory.mktemp("secrets")
+    script = ROOT / "deploy" / "mosquitto" / "make-passwd.sh"
+    subprocess.run([str(script), str(out / ".env"), str(out)], check=True, timeout=120,
+                   capture_output=True)  # fmt: skip
+    return out
+
+
+@pytest.mark.parametrize(
+    ("name", "config"),
+    [("docker-compose.yml", "mosquitto.conf"), ("docker-compose.dev.yml", "mosquitto-dev.conf")],
+)
+def test_the_broker_gets_every_file_its_config_names(
+    secrets_dir: Path, name: str, config: str
+) -> None:
+    """The command copies (or builds) in /mosquitto/config what the config reads from there;
+    each source is committed in deploy/mosquitto or written there by make-passwd.sh."""
+    command = " ".join(compose(name)["services"]["mosquitto"]["command"])
+    sources = re.findall(r"/imu-har/([\w./-]+)", command)
+    assert f"/imu-har/{config}" in command and f"mosquitto -c /mosquitto/config/{config}" in command
+    for source in sources:
+        committed = ROOT / "deploy" / "mosquitto" / source
+        assert committed.exists() or (secrets_dir / "mosquitto" / source).exists(), source
+    made = {Path(s).name for s in sources}
+    made |= set(re.findall(r"> /mosquitto/config/([\w.-]+)", command))
+    config_text = (ROOT / "deploy" / "mosquitto" / config).read_text()
+    needed = re.findall(r"/mosquitto/config/([\w./-]+)", config_text)
+    assert needed and {Path(n).name for n in needed} <= made, (needed, made)
+
+
+def _script_list(name: str) -> list[str]:
+    found = re.search(rf'^{name}="([\w ]+)"$', _make_passwd(), re.M)
+    assert found, name
+    return found.group(1).split()
+
+
 def test_credentials_come_from_the_environment_and_match_the_broker_users() -> None:
     acl_users = set(re.findall(r"^user (\S+)$", (ROOT / "deploy/mosquitto/acl").read_text(), re.M))
-    script_users = set(re.search(r"for service in ([\w ]+); do", _make_passwd()).group(1).split())  # type: ignore[union-attr]
-    assert acl_users == script_users
-    for name in LONG_RUNNING:
-        env = har_services()[name]["environment"]
+    script_users = _script_list("services") + _script_list("tools")
+    assert acl_users == set(script_users) == set(account_names())
+    assert set(_script_list("services")) == set(SERVICE_ACCOUNTS)
+    assert set(_script_list("reserved")) == RESERVED_NAMES
+    keys = {f"HAR_{user.upper()}_PASSWORD" for user in script_users}
+    assert keys | {"HAR_DASHBOARD_LOGIN_PASSWORD"} <= set(env_example())
+    for name, service in har_services().items():
+        env = service["environment"]
         user = env["HAR_MQTT_USERNAME"]
         assert user in acl_users, name
         assert env["HAR_MQTT_PASSWORD"] == f"${{HAR_{user.upper()}_PASSWORD:-}}", name
     assert "HAR_MONITOR_PASSWORD" in compose()["services"]["mosquitto"]["environment"]
+
+
+def test_the_dashboard_gets_its_login_file(secrets_dir: Path) -> None:
+    dashboard = har_services()["dashboard"]
+    mount = next(v for v in dashboard["volumes"] if v.startswith("./deploy/dashboard:"))
+    _source, target, mode = mount.split(":")
+    assert mode == "ro"
+    auth_file = dashboard["environment"]["HAR_AUTH_FILE"]
+    assert auth_file.startswith(target + "/")
+    relative = auth_file[len(target) + 1 :]
+    assert (secrets_dir / "dashboard" / relative).is_file()  # make-passwd.sh writes it
+    assert "0.0.0.0" in dashboard["command"]  # so the login is what keeps visitors out
 
 
 def test_profiles_gateway_hardware_access_and_ports() -> None:
@@ -150,7 +197,14 @@ def test_profiles_gateway_hardware_access_and_ports() -> None:
     dashboard_ports = [interpolate(p, {}) for p in services["dashboard"]["ports"]]
     assert dashboard_ports == ["127.0.0.1:8501:8501"]
     assert "--port" in services["dashboard"]["command"]
-    assert [interpolate(p, {}) for p in services["mosquitto"]["ports"]] == ["127.0.0.1:1883:1883"]
+    broker_ports = services["mosquitto"]["ports"]
+    default = [interpolate(p, {}) for p in broker_ports]
+    assert default == ["127.0.0.1:8883:8883", "127.0.0.1:1883:1883"]
+    # opening the broker to the network opens only its TLS port
+    opened = [interpolate(p, {"HAR_MQTT_BIND": "0.0.0.0"}) for p in broker_ports]
+    assert opened == ["0.0.0.0:8883:8883", "127.0.0.1:1883:1883"]
+    # the Bluetooth gateway on the host network uses the loopback plain port
+    assert gateway["environment"]["HAR_MQTT_PORT"] == "${HAR_MQTT_LOCAL_PORT:-1883}"
 
 
 def test_volumes_persist_recordings_and_models() -> None:
@@ -222,7 +276,14 @@ def test_dockerfile_copies_what_the_services_need() -> None:
         assert (ROOT / source).exists(), source
     ignored = [line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()]
     ignored = [line for line in ignored if line and not line.startswith("#")]
-    assert {".env", ".venv", ".git", "deploy/mosquitto/passwd"} <= set(ignored)
+    secrets = {
+        "deploy/mosquitto/passwd",
+        "deploy/mosquitto/passwd-services",
+        "deploy/mosquitto/tls",
+        "deploy/tls-ca",
+        "deploy/dashboard/users",
+    }
+    assert {".env", ".venv", ".git", *secrets} <= set(ignored)
     assert not set(ignored) & sources, "the build context must keep what COPY needs"
     healthchecks = [s["healthcheck"]["test"] for s in har_services().values() if "test" in
                     s.get("healthcheck", {})]  # fmt: skip

@@ -1,0 +1,307 @@
+"""Broker accounts and their topic rights: the Mosquitto ACL of every imu-har broker.
+
+One table in code (:func:`accounts`, :func:`device_rules`, :func:`anonymous_rules`)
+says which account may read and write which topics. It is rendered in Mosquitto's
+``acl_file`` format by :func:`render_acl`:
+
+- ``deploy/mosquitto/acl`` (Docker Compose) is ``render_acl("har")``; a test keeps
+  the committed file equal to it. Another topic root:
+  ``python -m imu_har.ops.acl --root myroot > deploy/mosquitto/acl``.
+- ``deploy/mosquitto/acl-anonymous`` is the anonymous section that the development
+  broker puts in front of it (``render_anonymous("har")``).
+- ``har up`` writes ``render_acl(root, anonymous=True)`` with a password file of
+  random passwords (:func:`imu_har.ops.broker.private_broker`), so on its private
+  broker too only the classifier may publish the retained model spec (issue 12).
+
+docs/deployment.md has the same rights as a table; tests run the real Mosquitto
+with the rendered file and check every account against that table.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from imu_har.protocol import topics
+from imu_har.protocol.topics import DEFAULT_ROOT, RESERVED_NAMES, validate_root
+
+# Topics outside the root, named by other software (not protocol templates).
+SENSOR_LOGGER = "sensor-logger"  # the Sensor Logger phone app's default MQTT topic
+HOME_ASSISTANT = "homeassistant"  # Home Assistant's MQTT discovery prefix
+ACCESS = ("read", "write", "readwrite", "deny")
+# Accounts of the services that run next to the broker (compose network, har up).
+SERVICE_ACCOUNTS = (
+    "gateway",
+    "windower",
+    "classifier",
+    "recorder",
+    "dashboard",
+    "workout",
+    "trainer",
+    "homeassistant",
+)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One ACL line: ``access`` (read, write, readwrite, deny) on a topic filter."""
+
+    access: str
+    topic: str
+
+    def __post_init__(self) -> None:
+        if self.access not in ACCESS:
+            raise ValueError(f"access must be one of {ACCESS}, not {self.access!r}")
+
+    def line(self, keyword: str = "topic") -> str:
+        """The ``acl_file`` line."""
+        return f"{keyword} {self.access} {self.topic}"
+
+
+@dataclass(frozen=True)
+class Account:
+    """A broker user name, why it exists, and its rules."""
+
+    name: str
+    about: str
+    rules: tuple[Rule, ...] = field(default=())
+
+
+def _rules(access: str, *topic_filters: str) -> list[Rule]:
+    return [Rule(access, t) for t in topic_filters]
+
+
+def _status(root: str, service: str) -> list[Rule]:
+    """Every service writes its own retained status (also its Last Will) and reads the others'."""
+    own = topics.SERVICE_STATUS.format(root, service=service)
+    return [Rule("readwrite", own), Rule("read", topics.SERVICE_STATUS.subscription(root))]
+
+
+def _not_a_device(root: str, name: str) -> list[Rule]:
+    """Deny the device rules' topics for ``name``: the patterns apply to every user name.
+
+    Names that are reserved topic levels (gateway, recorder, ...) are never
+    device ids, so no service reads what those topics would carry; any other
+    account (monitor, phone) would otherwise pass for a device of its name.
+    """
+    if name.lower() in RESERVED_NAMES:
+        return []
+    return [Rule("deny", r.topic.replace("%u", name)) for r in device_rules(root)]
+
+
+def device_rules(root: str = DEFAULT_ROOT) -> list[Rule]:
+    """``pattern`` rules: a wearable's account (user name = device id) owns its own topics."""
+    return [
+        Rule("write", topics.IMU.subscription(root, device="%u")),
+        Rule("write", topics.DEVICE_STATUS.subscription(root, device="%u")),
+        Rule("read", topics.PREDICTION.subscription(root, device="%u")),
+        Rule("write", f"{SENSOR_LOGGER}/%u"),
+    ]
+
+
+def anonymous_rules(root: str = DEFAULT_ROOT) -> list[Rule]:
+    """Anonymous clients of a development broker (``har up``, docker-compose.dev.yml).
+
+    What a person at the machine does with mosquitto_sub/pub: watch everything,
+    send commands, feed raw frames. Nothing a service owns (predictions, the
+    model spec, statuses) can be written anonymously.
+    """
+    return [
+        Rule("read", f"{root}/#"),
+        *_rules(
+            "write",
+            topics.RECORDER_CMD.format(root),
+            topics.CLASSIFIER_CMD.format(root),
+            topics.TRAINER_CMD.format(root),
+            topics.IMU.subscription(root),
+        ),
+    ]
+
+
+def accounts(root: str = DEFAULT_ROOT) -> list[Account]:
+    """Every named account and its rules, services first."""
+    t, everything = topics, f"{root}/#"
+    device = t.DEVICE_STATUS.subscription(root)
+    truth = t.GROUND_TRUTH.subscription(root)
+    replies = t.DASHBOARD_REPLY.subscription(root)
+    reserved = sorted(RESERVED_NAMES)
+    return [
+        Account(
+            "gateway",
+            "wearables (BLE, simulated, replayed, phones) to raw frames and device statuses",
+            (
+                *_rules("write", t.IMU.subscription(root), device, truth),
+                # har/+/status also matches har/recorder/status, har/trainer/status: not a device's
+                *[Rule("deny", t.DEVICE_STATUS.subscription(root, device=n)) for n in reserved],
+                *_rules("read", SENSOR_LOGGER, f"{SENSOR_LOGGER}/#"),
+                *_status(root, "gateway"),
+            ),
+        ),
+        Account(
+            "windower",
+            "raw frames to windows, shaped by the classifier's model spec",
+            (
+                *_rules("read", t.IMU.subscription(root), t.MODEL_SPEC.format(root)),
+                Rule("write", t.WINDOW.subscription(root)),
+                *_status(root, "windower"),
+            ),
+        ),
+        Account(
+            "classifier",
+            "windows to predictions; the only writer of the retained model spec",
+            (
+                *_rules("read", t.WINDOW.subscription(root), t.CLASSIFIER_CMD.format(root)),
+                # replicas read each other's predictions for their shared smoothing
+                Rule("readwrite", t.PREDICTION.subscription(root)),
+                Rule("readwrite", t.MODEL_SPEC.format(root)),
+                *_rules("write", t.CLASSIFIER_REPLY.format(root), replies),
+                *_status(root, "classifier"),
+            ),
+        ),
+        Account(
+            "recorder",
+            "labelled recordings; knows devices from their retained statuses",
+            (
+                *_rules(
+                    "read",
+                    t.IMU.subscription(root),
+                    t.GROUND_TRUTH.subscription(root),
+                    t.PREDICTION.subscription(root),
+                    device,
+                    t.RECORDER_CMD.format(root),
+                ),
+                *_rules("write", t.RECORDER_REPLY.format(root), replies),
+                Rule("readwrite", t.RECORDER_STATUS.format(root)),
+                *_status(root, "recorder"),
+            ),
+        ),
+        Account(
+            "dashboard",
+            "shows everything; sends recorder, classifier and trainer commands",
+            (
+                Rule("read", everything),
+                *_rules(
+                    "write",
+                    t.RECORDER_CMD.format(root),
+                    t.CLASSIFIER_CMD.format(root),
+                    t.TRAINER_CMD.format(root),
+                ),
+                Rule("readwrite", t.SERVICE_STATUS.format(root, service="dashboard")),
+            ),
+        ),
+        Account(
+            "workout",
+            "sets and repetitions from frames, predictions and device statuses",
+            (
+                *_rules("read", t.IMU.subscription(root), t.PREDICTION.subscription(root), device),
+                *_rules(
+                    "write",
+                    t.REP.subscription(root),
+                    t.SET.subscription(root),
+                    t.WORKOUT.subscription(root),
+                ),
+                *_status(root, "workout"),
+            ),
+        ),
+        Account(
+            "trainer",
+            "trains models on command; the dashboard activates them",
+            (
+                Rule("read", t.TRAINER_CMD.format(root)),
+                *_rules("write", t.TRAINER_REPLY.format(root), replies),
+                Rule("readwrite", t.TRAINER_STATUS.format(root)),
+                *_status(root, "trainer"),
+            ),
+        ),
+        Account(
+            "homeassistant",
+            "Home Assistant bridge: discovery and state under its own prefix",
+            (
+                *_rules(
+                    "read",
+                    device,
+                    t.PREDICTION.subscription(root),
+                    t.WORKOUT.subscription(root),
+                    t.REP.subscription(root),
+                    t.SET.subscription(root),
+                    t.MODEL_SPEC.format(root),
+                ),
+                Rule("readwrite", f"{HOME_ASSISTANT}/#"),
+                *_status(root, "homeassistant"),
+            ),
+        ),
+        Account(
+            "monitor",
+            "read-only, for people and tools (mosquitto_sub, the broker healthcheck)",
+            (
+                *_rules("read", everything, "$SYS/#"),
+                *_not_a_device(root, "monitor"),
+            ),
+        ),
+        Account(
+            "phone",
+            "phones running Sensor Logger on its default topic (one at a time on the TLS port)",
+            (Rule("write", SENSOR_LOGGER), *_not_a_device(root, "phone")),
+        ),
+    ]
+
+
+def account_names() -> list[str]:
+    """The named accounts (devices come on top, named by their ids)."""
+    return [a.name for a in accounts()]
+
+
+def render_anonymous(root: str = DEFAULT_ROOT) -> str:
+    """The anonymous section (must come before any ``user`` line of the ACL)."""
+    lines = [
+        "# -- Anonymous clients: development brokers only (har up, docker-compose.dev.yml) --",
+        "# Watch everything, send commands, feed raw frames; nothing a service owns.",
+        *(r.line() for r in anonymous_rules(root)),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def render_acl(root: str = DEFAULT_ROOT, anonymous: bool = False) -> str:
+    """The ``acl_file`` text for topic root ``root``; ``anonymous`` adds the anonymous section."""
+    validate_root(root)
+    out = [
+        "# Topic rights of imu-har broker users (mosquitto acl_file format).",
+        f"# Generated for topic root {root!r} by: python -m imu_har.ops.acl --root {root}",
+        "# (docs/deployment.md has them as a table). Anything not granted here is denied;",
+        "# 'deny' lines win over every grant of the same user.",
+        "",
+    ]
+    if anonymous:
+        out += [render_anonymous(root)]
+    out += [
+        "# -- Wearables that speak MQTT themselves --------------------------------------",
+        "# A device logs in with its device id as user name (%u): it may publish only its",
+        "# own raw frames, link status and phone stream, and read its own predictions.",
+        "# Patterns apply to every user name; see the deny lines of monitor and phone.",
+        *(r.line("pattern") for r in device_rules(root)),
+        "",
+    ]
+    for account in accounts(root):
+        out += [f"# {account.name}: {account.about}", f"user {account.name}"]
+        out += [r.line() for r in account.rules]
+        out += [""]
+    return "\n".join(out)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Print the ACL for a topic root (``deploy/mosquitto/acl`` is the one for ``har``)."""
+    parser = argparse.ArgumentParser(prog="python -m imu_har.ops.acl", description=__doc__)
+    parser.add_argument("--root", default=DEFAULT_ROOT, help="topic root (default har)")
+    parser.add_argument("--anonymous-only", action="store_true", help="only the anonymous part")
+    args = parser.parse_args(argv)
+    try:
+        root = validate_root(args.root)
+    except ValueError as exc:
+        parser.error(str(exc))
+    print(render_anonymous(root) if args.anonymous_only else render_acl(root), end="")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
