@@ -3,21 +3,34 @@
 Used by the test fixture, the benchmarks and ``har up`` when no broker is
 configured. The broker runs from the ``mosquitto`` binary on PATH with a
 temporary config and persistence directory, so it can be restarted on the same
-port with its persisted sessions (for durability tests).
+port with its persisted sessions (for durability tests). It is open to
+anonymous clients unless given accounts: :func:`private_broker` (``har up``)
+adds a password file and the ACL of :mod:`imu_har.ops.acl`.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import logging
 import os
+import secrets
 import shutil
 import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
+from imu_har.ops.acl import render_acl
+from imu_har.protocol.topics import DEFAULT_ROOT, validate_root
+
 logger = logging.getLogger(__name__)
+# Mosquitto's PBKDF2-SHA512 hash (``$7$``), as mosquitto_passwd 2.0 writes it.
+PBKDF2_ITERATIONS = 101
+SALT_BYTES = 12
 
 
 def free_port() -> int:
@@ -132,3 +145,50 @@ class MosquittoBroker:
 
     def __exit__(self, *_: object) -> None:
         self.cleanup()
+
+
+def mosquitto_hash(password: str, salt: bytes | None = None) -> str:
+    """A password-file hash Mosquitto 2.0 accepts: ``$7$<iterations>$<salt>$<key>``."""
+    salt = secrets.token_bytes(SALT_BYTES) if salt is None else salt
+    key = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, PBKDF2_ITERATIONS, 64)
+    encoded = (base64.b64encode(x).decode("ascii") for x in (salt, key))
+    return f"$7${PBKDF2_ITERATIONS}$" + "$".join(encoded)
+
+
+@dataclass(frozen=True)
+class BrokerAccess:
+    """Random passwords for some accounts, written as a password file and an ACL."""
+
+    passwords: dict[str, str]
+
+    @classmethod
+    def generate(cls, names: Iterable[str]) -> BrokerAccess:
+        """A fresh random password for each account name."""
+        return cls({name: secrets.token_urlsafe(24) for name in names})
+
+    def write(self, directory: Path, root: str, anonymous: bool = True) -> str:
+        """Write ``passwd`` and ``acl`` (owner-only) into ``directory``; the broker config lines."""
+        passwd, acl = directory / "passwd", directory / "acl"
+        lines = [f"{name}:{mosquitto_hash(pw)}" for name, pw in self.passwords.items()]
+        for path, text in ((passwd, "\n".join(lines) + "\n"), (acl, render_acl(root, anonymous))):
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write(text)
+        return f"password_file {passwd}\nacl_file {acl}\n"
+
+    def env(self, name: str) -> dict[str, str]:
+        """``HAR_MQTT_USERNAME``/``HAR_MQTT_PASSWORD`` for a child running as ``name``."""
+        return {"HAR_MQTT_USERNAME": name, "HAR_MQTT_PASSWORD": self.passwords[name]}
+
+
+def private_broker(
+    names: Iterable[str], root: str = DEFAULT_ROOT, port: int | None = None
+) -> tuple[MosquittoBroker, BrokerAccess]:
+    """``har up``'s broker, not started: loopback, an account with a random password for
+    each of ``names`` (and ``monitor``, for the launcher's status watcher), the
+    deployment's ACL, and anonymous clients limited to :func:`imu_har.ops.acl.anonymous_rules`.
+    """
+    access = BrokerAccess.generate([*names, "monitor"])
+    broker = MosquittoBroker(port=port)
+    broker.extra_config = access.write(broker.workdir, validate_root(root))
+    return broker, access

@@ -26,7 +26,7 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
-from imu_har.ops.broker import MosquittoBroker, free_port
+from imu_har.ops.broker import BrokerAccess, MosquittoBroker, free_port, private_broker
 from imu_har.ops.supervisor import (
     DEFAULT_MODEL,
     STATUS_ALIASES,
@@ -39,7 +39,7 @@ from imu_har.ops.supervisor import (
     resolve_model,
 )
 from imu_har.protocol.errors import PayloadError
-from imu_har.protocol.topics import SERVICE_STATUS
+from imu_har.protocol.topics import DEFAULT_ROOT, SERVICE_STATUS
 
 # Run in the child before exec: die with the launcher even if it is SIGKILLed (Linux).
 _CHILD_SHIM = (
@@ -111,6 +111,7 @@ class Launcher:
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.stop_requested = False  # set by SIGINT/SIGTERM
         self.broker: MosquittoBroker | None = None
+        self.access: BrokerAccess | None = None  # accounts on the private broker
         self.guard: subprocess.Popen[bytes] | None = None
         self.env = dict(os.environ, PYTHONUNBUFFERED="1")
 
@@ -123,7 +124,11 @@ class Launcher:
                 self.env["HAR_MQTT_PORT"] = str(a.mqtt_port)
             say("up", f"broker {self.env['HAR_MQTT_HOST']}:{self.env.get('HAR_MQTT_PORT', 1883)}")
             return
-        self.broker = MosquittoBroker(port=a.mqtt_port or free_port()).start()
+        # Each service logs in with its own random password and gets the deployment's
+        # topic rights: an anonymous client may not replace the retained model spec (issue 12).
+        root = self.env.get("HAR_TOPIC_ROOT") or DEFAULT_ROOT
+        self.broker, self.access = private_broker(self.specs, root, a.mqtt_port or free_port())
+        self.broker.start()
         self.env.update(HAR_MQTT_HOST=self.broker.host, HAR_MQTT_PORT=str(self.broker.port))
         say("up", f"private Mosquitto on {self.broker.host}:{self.broker.port}")
         self._guard_broker()
@@ -148,7 +153,7 @@ class Launcher:
         self.sup.restarting(name)
         cmd = [sys.executable, "-c", _CHILD_SHIM, str(os.getpid()), name, *self.specs[name].args]
         proc = subprocess.Popen(
-            cmd, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            cmd, env=self.child_env(name), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True,
         )  # fmt: skip
         self.procs[name] = proc
@@ -157,6 +162,10 @@ class Launcher:
         command = shlex.join(["har", name, *self.specs[name].args])
         say("up", f"started {name} (pid {proc.pid}, restarts {restarts}): {command}")
         threading.Thread(target=self._pump, args=(name, proc), daemon=True).start()
+
+    def child_env(self, name: str) -> dict[str, str]:
+        """The environment of ``name``'s process: its own account on the private broker."""
+        return {**self.env, **(self.access.env(name) if self.access else {})}
 
     @staticmethod
     def _pump(name: str, proc: subprocess.Popen[bytes]) -> None:
@@ -217,7 +226,7 @@ class Launcher:
         for sig in (signal.SIGINT, signal.SIGTERM):  # a flag, no lock (see ServiceRuntime)
             signal.signal(sig, lambda *_: setattr(self, "stop_requested", True))
         self.start_broker()
-        watcher = StatusWatcher(self.env)
+        watcher = StatusWatcher(self.child_env("monitor"))
         deadline, warned = time.monotonic() + self.args.startup_timeout, False
         try:
             while not self.stop_requested:

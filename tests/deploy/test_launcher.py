@@ -23,6 +23,7 @@ import pytest
 from imu_har.ops.broker import free_port
 from imu_har.ops.cli import commands
 from imu_har.ops.supervisor import SERVICES, resolve_model
+from tests.support.deploy import NOT_AUTHORIZED, Client
 
 pytestmark = [pytest.mark.slow, pytest.mark.broker]
 HAR = [sys.executable, "-m", "imu_har.ops.cli"]
@@ -106,13 +107,15 @@ def test_har_up_starts_supervises_restarts_and_stops_cleanly(tmp_path: Path) -> 
     out = Output(proc)
     family: set[int] = set()
     try:
-        out.wait_for("private Mosquitto on 127.0.0.1", 15)
+        broker_port = int(out.wait_for("private Mosquitto on 127.0.0.1", 15).rsplit(":", 1)[1])
         for name in expected:
             out.wait_for(f"{name} online (pid", 45)
         if "dashboard" in expected:
             assert out.wait_for("dashboard: http://", 5).endswith(f":{port}")
         out.wait_for(f"all {len(expected)} services online", 5)
         family = {p.pid for p in psutil.Process(proc.pid).children(recursive=True)}
+        if "classifier" in expected:
+            assert_anonymous_cannot_replace_the_model_spec(broker_port)
 
         # crash one service: the launcher notices and restarts it
         before = wait_status(status_file, "windower", 5, state="online")
@@ -137,6 +140,21 @@ def test_har_up_starts_supervises_restarts_and_stops_cleanly(tmp_path: Path) -> 
     survivors = [p for p in family if psutil.pid_exists(p) and _alive(p)]
     assert not survivors, f"orphans left behind: {survivors}"
     assert all(s["state"] == "stopped" for s in read_status(status_file).values())
+
+
+def assert_anonymous_cannot_replace_the_model_spec(port: int) -> None:
+    """Issue 12: a retained spec from anyone stopped every prediction; only the classifier may."""
+    hostile = json.dumps({"channels": ["x"]}).encode()
+    intruder = Client(port, None)
+    assert intruder.connected, intruder.connack
+    assert intruder.publish("har/model/spec", hostile, retain=True) == NOT_AUTHORIZED
+    intruder.close()
+    reader = Client(port, None)  # anonymous clients may still watch everything
+    reader.subscribe("har/model/spec")
+    assert reader.wait(lambda: bool(reader.messages)), "the classifier's spec is not retained"
+    assert reader.messages[-1][1] != hostile
+    assert "channels" in json.loads(reader.messages[-1][1])
+    reader.close()
 
 
 def _alive(pid: int) -> bool:
