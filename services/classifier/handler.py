@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import time
-from pathlib import Path
 from typing import Any
 
 from paho.mqtt.subscribeoptions import SubscribeOptions
@@ -30,8 +29,8 @@ from services.classifier.reload import (
     Reloader,
     ReloadRequest,
     ReloadResult,
-    inside,
     newest_artifact,
+    reload_refusal,
     reload_roots,
 )
 from services.classifier.settings import ClassifierSettings
@@ -171,7 +170,7 @@ class ClassifierHandler:
         if command.action == "status":
             self._reply(message, ClassifierReply(ok=True, action="status", data=self.details()))
             return
-        error = self._reload_problem(command.model)
+        error = reload_refusal(command.model, self.roots)
         if error is not None or command.model is None:
             self.runtime.counters.inc("reload_refused")
             logger.warning("reload refused: %s", error)
@@ -181,15 +180,6 @@ class ClassifierHandler:
         replaced = self.reloader.submit(command.model, request=message)
         if replaced is not None:
             self._refuse_replaced(replaced)
-
-    def _reload_problem(self, model: str | None) -> str | None:
-        """Why a reload of ``model`` is refused before loading (untrusted text as ``%r``)."""
-        if not model:
-            return "reload needs 'model': an artifact directory"
-        if not any(inside(Path(model), root) for root in self.roots):
-            roots = ", ".join(repr(str(root)) for root in self.roots) or "none"
-            return f"{model!r} is outside the allowed --model-root ({roots})"
-        return None
 
     def _refuse_replaced(self, job: ReloadRequest) -> None:
         self.runtime.reject("reload_busy", f"reload of {job.path!r} replaced by a newer one")

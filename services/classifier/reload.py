@@ -91,6 +91,16 @@ def inside(path: Path, root: Path) -> bool:
     return resolved == base or base in resolved.parents
 
 
+def reload_refusal(model: str | None, roots: list[Path]) -> str | None:
+    """Why a reload of ``model`` is refused before loading, or None (untrusted text as %r)."""
+    if not model:
+        return "reload needs 'model': an artifact directory"
+    if not any(inside(Path(model), root) for root in roots):
+        allowed = ", ".join(repr(str(root)) for root in roots) or "none"
+        return f"{model!r} is outside the allowed --model-root ({allowed})"
+    return None
+
+
 @dataclass
 class ReloadRequest:
     """A load to do: what, and whom to answer."""

@@ -19,7 +19,7 @@ class ClassifierSettings(MqttSettings):
     watch_interval: float = Field(default=2.0, gt=0, description="Seconds between watch scans")
     model_root: Path | None = Field(
         default=None,
-        description="Reloads must lie inside this dir (default: --model's parent and --watch-dir)",
+        description="Reloads must lie inside this dir (unset: --model's parent and --watch-dir)",
     )
     backend: Literal["auto", "onnx", "litert", "tensorflow"] = Field(
         default="auto", description="Inference backend (auto: faster of onnx/litert)"
