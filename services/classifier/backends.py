@@ -45,7 +45,7 @@ class OnnxBackend:
 
     name = "onnx"
 
-    def __init__(self, path: Path, threads: int = 1) -> None:
+    def __init__(self, path: Path, threads: int) -> None:
         import onnxruntime as ort  # lazy: only when this backend is used
 
         options = ort.SessionOptions()
@@ -79,7 +79,7 @@ class LiteRTBackend:
 
     name = "litert"
 
-    def __init__(self, path: Path, threads: int = 1) -> None:
+    def __init__(self, path: Path, threads: int) -> None:
         from ai_edge_litert.interpreter import Interpreter  # lazy
 
         self._factory = Interpreter
@@ -134,7 +134,7 @@ class TensorflowBackend:
 
     name = "tensorflow"
 
-    def __init__(self, path: Path, threads: int = 1) -> None:
+    def __init__(self, path: Path, threads: int) -> None:
         try:  # the training package checks the Keras model against spec.json
             from training.artifact import load_keras_model
         except ImportError:  # a classifier-only install: plain Keras, still safe_mode

@@ -135,7 +135,8 @@ def test_bad_artifacts_are_refused_and_old_model_keeps_serving(
 ) -> None:  # type: ignore[no-untyped-def]
     import shutil
 
-    start_classifier(broker, run_service, artifacts.first)
+    # the bad artifacts lie in tmp_path: reloads are confined to a root (issue 12)
+    start_classifier(broker, run_service, artifacts.first, model_root=tmp_path)
     version = load_spec(artifacts.first).version
     wrong_labels = tmp_path / "wrong_labels"
     shutil.copytree(artifacts.first, wrong_labels)
