@@ -18,6 +18,7 @@ from services.dashboard.store import DeviceView, PlotFrame
 
 Spec = dict[str, Any]
 MAX_POINTS = 400  # per plotted line: more only costs bandwidth and browser time
+MAX_BARS = 20  # classes drawn in the probability chart
 
 
 def imu_frames(plot: Sequence[PlotFrame], now: float, history: float) -> dict[str, pd.DataFrame]:
@@ -66,10 +67,14 @@ def line_spec(channels: Sequence[str], unit: str, height: int = 240, x: str = "s
 
 
 def probabilities_chart(prediction: Prediction) -> tuple[pd.DataFrame, Spec]:
-    """Horizontal bars: the probability of each class; the predicted one in red."""
-    data = pd.DataFrame(
-        {"label": list(prediction.probabilities), "p": list(prediction.probabilities.values())}
-    )
+    """Horizontal bars: the probability of each class (the most probable 20); predicted in red.
+
+    A prediction may carry any number of classes (a 256 KiB message holds thousands):
+    the chart's height grows with each bar, so only the top ``MAX_BARS`` are drawn.
+    """
+    top = {k for k, _ in sorted(prediction.probabilities.items(), key=lambda kv: -kv[1])[:MAX_BARS]}
+    shown = [label for label in prediction.probabilities if label in top]  # in the model's order
+    data = pd.DataFrame({"label": shown, "p": [prediction.probabilities[k] for k in shown]})
     data["predicted"] = data["label"] == prediction.label
     spec: Spec = {
         "height": 70 + 26 * len(data),
@@ -85,7 +90,7 @@ def probabilities_chart(prediction: Prediction) -> tuple[pd.DataFrame, Spec]:
                 "field": "label",
                 "type": "nominal",
                 "title": None,
-                "sort": list(prediction.probabilities),
+                "sort": shown,
             },
             "color": {
                 "field": "predicted",

@@ -18,7 +18,7 @@ from streamlit.testing.v1 import AppTest
 from imu_har.protocol import topics
 from imu_har.protocol.commands import RecorderReply
 from imu_har.protocol.messages import Counters, DeviceStatus
-from services.dashboard import sessions
+from services.dashboard import charts, sessions
 from services.dashboard.store import Store
 from services.dashboard.text import code, md
 from tests.support import publish as pub
@@ -70,6 +70,14 @@ def test_service_names_must_be_plain_and_only_our_replies_are_kept():
     store.ingest(topics.DASHBOARD_REPLY.format(client="dash-1"), reply, T0, correlation=b"mine")
     assert store.reply_for("mine") is not None and store.reply_for("1") is None
     assert store.snapshot()["ignored"]["other_dashboard_reply"] == 60
+
+
+def test_a_prediction_with_thousands_of_classes_draws_twenty_bars():
+    many = {f"class-{n}": 0.0001 for n in range(3000)} | {"Squat": 0.6, "Lunge": 0.1}
+    prediction = pub.prediction("d1", 0, "Squat").model_copy(update={"probabilities": many})
+    data, spec = charts.probabilities_chart(prediction)
+    assert len(data) == charts.MAX_BARS and spec["height"] < 70 + 26 * 21
+    assert {"Squat", "Lunge"} <= set(data["label"]) and data["predicted"].sum() == 1
 
 
 @pytest.mark.broker
