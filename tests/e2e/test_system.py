@@ -88,7 +88,8 @@ def test_live_predictions_recording_training_and_reload(tmp_path: Path) -> None:
         persistent_broker() as broker,
         running_system(broker, tmp_path) as (observer, system),
     ):
-        system.start("classifier", "--model", str(DEFAULT_MODEL))
+        # reloads are confined to a root (default: models/); the new model goes to tmp_path
+        system.start("classifier", "--model", str(DEFAULT_MODEL), "--model-root", str(tmp_path))
         system.start("windower")  # adopts the retained model spec (window and rate of the model)
         system.start("recorder", "--data-dir", str(data_dir))
         gateway_args = ["--devices", str(len(DEVICES)), "--schedule", SCHEDULE, "--seed", "1"]
