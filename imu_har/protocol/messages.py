@@ -80,7 +80,7 @@ class DeviceStatus(Message):
     TOPIC: ClassVar[TopicTemplate | None] = topics.DEVICE_STATUS
     device: DeviceId = Field(description="Device id")
     state: DeviceState = Field(description="Link state")
-    source: str = Field(default="ble", description="ble, sim or replay")
+    source: str = Field(default="ble", description="ble, sim, replay or phone")
     address: str | None = Field(default=None, description="BLE address when known")
     rssi: int | None = Field(default=None, description="Signal strength in dBm when known")
     fps: float = Field(default=0.0, ge=0, description="Frames published per second, recent")
@@ -88,6 +88,16 @@ class DeviceStatus(Message):
     frames: int = Field(default=0, ge=0, description="Frames published since start")
     lost_packets: int = Field(default=0, ge=0, description="Packets missing by sequence gaps")
     decode_errors: int = Field(default=0, ge=0, description="Notifications that failed to decode")
+    channels: list[str] | None = Field(
+        default=None, description="Channels of its frames when not the default nine (phones)"
+    )
+    acceleration: str | None = Field(
+        default=None,
+        description="A phone's acceleration: total, accelerometer+gravity, or none (no gravity)",
+    )
+    duplicates: int = Field(default=0, ge=0, description="Repeated batches dropped (phones)")
+    reordered: int = Field(default=0, ge=0, description="Batches put back in order (phones)")
+    late: int = Field(default=0, ge=0, description="Batches that came after their turn (phones)")
     error: str | None = Field(default=None, description="Last error, human readable")
     updated_at: float = Field(default_factory=time.time, description="Unix time of this status")
 

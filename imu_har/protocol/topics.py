@@ -103,9 +103,14 @@ def publish_topic_problem(topic: object) -> str | None:
 
 @dataclass(frozen=True)
 class TopicTemplate:
-    """A topic pattern such as ``{root}/{device}/imu``; ``{root}`` is always first."""
+    """A topic pattern such as ``{root}/{device}/imu``; ``{root}`` is always first.
+
+    ``default_root`` is where the topic lives unless configured otherwise: the
+    protocol's root, or another program's topic (the Sensor Logger app's).
+    """
 
     pattern: str
+    default_root: str = DEFAULT_ROOT
 
     @property
     def variables(self) -> tuple[str, ...]:
@@ -212,5 +217,11 @@ RECORDER_STATUS = TopicTemplate("{root}/recorder/status")  # JSON, retained
 TRAINER_CMD = TopicTemplate("{root}/trainer/cmd")  # JSON trainer command
 TRAINER_REPLY = TopicTemplate("{root}/trainer/reply")  # JSON reply fallback (v3.1.1)
 TRAINER_STATUS = TopicTemplate("{root}/trainer/status")  # JSON, retained
+# Phones: the Sensor Logger app publishes outside the root, on its own topic (``{root}`` is
+# the gateway's --sensor-logger-topic, the app's default below); a phone with a broker account
+# of its own publishes one level below it, named by its user name (docs/deployment.md).
+SENSOR_LOGGER_TOPIC = "sensor-logger"
+SENSOR_LOGGER = TopicTemplate("{root}", SENSOR_LOGGER_TOPIC)  # JSON, the app's schema
+SENSOR_LOGGER_DEVICE = TopicTemplate("{root}/{device}", SENSOR_LOGGER_TOPIC)  # same, per account
 # Clients
 DASHBOARD_REPLY = TopicTemplate("{root}/dashboard/{client}/reply")  # v5 response topic

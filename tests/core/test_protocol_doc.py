@@ -18,8 +18,8 @@ def documented_topics() -> list[str]:
 
 
 def as_documented(template: topics.TopicTemplate) -> str:
-    """A template the way the table writes it: ``{root}`` as ``har``, variables as ``<name>``."""
-    return re.sub(r"\{(\w+)\}", r"<\1>", template.pattern.replace("{root}", topics.DEFAULT_ROOT))
+    """A template the way the table writes it: ``{root}`` as its default, variables as ``<name>``."""
+    return re.sub(r"\{(\w+)\}", r"<\1>", template.pattern.replace("{root}", template.default_root))
 
 
 def test_the_topic_table_and_the_templates_agree() -> None:
