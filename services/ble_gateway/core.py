@@ -24,10 +24,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from imu_har.protocol import topics
-from imu_har.protocol.codec import Frame, encode_frame
+from imu_har.protocol.codec import DEFAULT_CHANNELS, DEFAULT_UNITS, Frame, encode_frame
 from imu_har.protocol.errors import PayloadError
 from imu_har.protocol.messages import DeviceState, DeviceStatus, GroundTruth
-from services.ble_gateway import packets
+from services.ble_gateway import packets, profiles
 
 if TYPE_CHECKING:
     from services.ble_gateway.settings import GatewaySettings
@@ -60,6 +60,15 @@ class DeviceLink:
     _meter: tuple[float, int, int] = (0.0, 0, 0)  # time, frames, samples at the last status
     _fps: tuple[float, float] = (0.0, 0.0)
 
+    channels: tuple[str, ...] = DEFAULT_CHANNELS  # of its frames: the format's, or a phone's
+    units: tuple[str, ...] = DEFAULT_UNITS
+    extra: dict[str, Any] = field(default_factory=dict)  # more DeviceStatus fields (phones)
+
+    def __post_init__(self) -> None:
+        if self.source == "ble":
+            profile = profiles.get(self.fmt)
+            self.channels, self.units = profile.channels, profile.units
+
     def reset_stream(self) -> None:
         """A new connection: sequence numbers and device clock may restart."""
         self.seq.reset()
@@ -67,7 +76,7 @@ class DeviceLink:
 
     def to_frame(self, data: bytes, received_at: float) -> Frame | None:
         """Decode one packet into a frame; ``None`` for a duplicate. Raises PayloadError."""
-        packet = packets.decode(self.fmt, data)
+        packet = profiles.decode(self.fmt, data)
         if packet.seq is not None and self.seq.update(packet.seq) == "duplicate":
             return None
         device_time = None
@@ -80,6 +89,8 @@ class DeviceLink:
             rate=packet.rate or self.rate,
             samples=packet.samples,
             device_time=device_time,
+            channels=self.channels,
+            units=self.units,
         )
         self.frames += 1
         self.samples += len(packet.samples)
@@ -107,6 +118,8 @@ class DeviceLink:
             decode_errors=self.decode_errors,
             error=self.error,
             updated_at=time.time(),
+            channels=None if self.channels == DEFAULT_CHANNELS else list(self.channels),
+            **self.extra,
         )
 
 
@@ -151,6 +164,10 @@ class GatewayCore:
             )
         self.links[link.device] = link
         return link
+
+    def remove(self, device: str) -> DeviceLink | None:
+        """Forget a device (an idle phone); its retained status stays as last published."""
+        return self.links.pop(device, None)
 
     def on_packet(self, device: str, data: bytes, received_at: float) -> bool:
         """Decode and publish one packet; a bad one is counted, logged and dropped."""
@@ -207,16 +224,27 @@ class GatewayCore:
                 self.publish_many(held)
 
     def publish_samples(
-        self, link: DeviceLink, samples: np.ndarray, received_at: float, device_time: float | None
+        self,
+        link: DeviceLink,
+        samples: np.ndarray,
+        received_at: float,
+        device_time: float | None,
+        rate: float | None = None,
     ) -> bool:
-        """Publish float samples that did not come as a packet (replay); a bad frame is counted."""
+        """Publish float samples that did not come as a packet (replay, phones).
+
+        The frame has the link's channels and units, and ``rate`` (default the
+        link's); a bad frame is counted.
+        """
         frame = Frame(
             device=link.device,
             seq=link.frames & 0xFFFFFFFF,
             receive_time=received_at,
-            rate=link.rate,
+            rate=link.rate if rate is None else rate,
             samples=np.asarray(samples, dtype=np.float32),
             device_time=device_time,
+            channels=link.channels,
+            units=link.units,
         )
         try:
             payload = encode_frame(frame)

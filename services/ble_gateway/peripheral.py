@@ -2,9 +2,10 @@
 
 A :class:`VirtualPeripheral` advertises, accepts one connection and, while a
 central is subscribed, notifies one real encoded packet (from the wearable
-simulator) each time a packet is full: ``samples_per_packet(mtu)`` samples per
-notification in the batched format (13 at MTU 247), one sample in the legacy
-format. Tests can tell it to drop the link, stop advertising, go silent or send
+simulator) each time a packet is full, encoded by its format's profile
+(:mod:`services.ble_gateway.profiles`): ``samples_per_packet(mtu)`` samples per
+notification in the batched format (13 at MTU 247), one sample in the legacy and
+WitMotion formats. Tests can tell it to drop the link, stop advertising, go silent or send
 arbitrary bytes. A :class:`VirtualAir` is the set of peripherals on the air.
 The bleak backend that connects to them is :mod:`services.ble_gateway.virtual`.
 """
@@ -19,7 +20,7 @@ from bleak.backends.scanner import AdvertisementData
 from bleak.exc import BleakError
 
 from imu_har.sim.simulation import WearableSimulator
-from services.ble_gateway import packets
+from services.ble_gateway import packets, profiles
 from services.ble_gateway.packets import IMU_CHAR_UUID, SERVICE_UUID
 
 if TYPE_CHECKING:
@@ -45,6 +46,7 @@ class VirtualPeripheral:
         start_seq: int = 0,
     ) -> None:
         self.address, self.name, self.fmt, self.label = address, name, fmt, label
+        self.profile = profiles.get(fmt)
         self.rate, self.mtu, self.rssi = rate, mtu, rssi
         self.service_uuid, self.char_uuid = service_uuid, char_uuid
         self.advertising = True
@@ -108,19 +110,16 @@ class VirtualPeripheral:
             callback(bytearray(data))
 
     def next_packet(self) -> bytes:
-        """The next real packet of the simulated wearable."""
-        if self.fmt == packets.LEGACY:
-            samples, _ = self.sim.next_samples(self.label, 1)
-            return packets.encode_legacy(samples[0])
-        n = packets.samples_per_packet(self.mtu)
+        """The next real packet of the simulated wearable, encoded by its format's profile."""
+        n = self.profile.per_packet(self.mtu)
         time_ms = round(self.sim.time * 1000)
         samples, _ = self.sim.next_samples(self.label, n)
-        data = packets.encode_batched(samples, self.seq, time_ms, self.rate)
+        data = self.profile.encode(samples, self.seq, time_ms, self.rate)
         self.seq = (self.seq + 1) & 0xFFFF
         return data
 
     async def _stream(self) -> None:
-        n = 1 if self.fmt == packets.LEGACY else packets.samples_per_packet(self.mtu)
+        n = self.profile.per_packet(self.mtu)
         while self._client is not None:
             await asyncio.sleep(n / self.rate)
             if self._client is not None and self._subscribers and not self.silent:

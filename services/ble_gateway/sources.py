@@ -14,6 +14,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Protocol
 
+from services.ble_gateway import profiles
 from services.ble_gateway.ble import BleSource
 from services.ble_gateway.core import GatewayCore
 from services.ble_gateway.replay import ReplaySource
@@ -22,7 +23,6 @@ from services.ble_gateway.settings import GatewaySettings
 from services.ble_gateway.sim import SimFleet, SimSource
 from services.ble_gateway.specs import BleDeviceConfig
 from services.ble_gateway.virtual import (
-    IMU_CHAR_UUID,
     SERVICE_UUID,
     VirtualAir,
     VirtualBleakClient,
@@ -96,8 +96,8 @@ def virtual_wearables(
                 rate=config.rate or settings.rate,
                 mtu=settings.mtu,
                 seed=settings.seed + i,
-                service_uuid=config.service_uuid or SERVICE_UUID,
-                char_uuid=config.char_uuid or IMU_CHAR_UUID,
+                service_uuid=config.service_uuid or profiles.get(config.fmt).service_uuid,
+                char_uuid=config.char_uuid or profiles.get(config.fmt).char_uuid,
             )
         )
     return configs, air

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from imu_har.protocol.codec import MAX_RATE_HZ
 from imu_har.protocol.topics import validate_device_id
-from services.ble_gateway import packets
+from services.ble_gateway import packets, profiles
 
 if TYPE_CHECKING:
     from bleak.backends.device import BLEDevice
@@ -36,8 +36,9 @@ KEYS = frozenset({*ID_KEYS, *TEXT_KEYS, "rate"})
 class BleDeviceConfig:
     """How to find one wearable and read it; at least one of address, name, service_uuid.
 
-    ``rate`` is the sample rate of packets that announce none (legacy); ``None``
-    means the gateway's ``--rate``.
+    ``rate`` is the sample rate of packets that announce none (legacy,
+    witmotion); ``None`` means the gateway's ``--rate``. ``char_uuid`` defaults
+    to the format's notify characteristic.
     """
 
     device: str
@@ -76,19 +77,21 @@ def parse_device_spec(spec: str | dict[str, Any]) -> BleDeviceConfig:
         raise ValueError(f"device spec {spec!r} needs an id")
     device = validate_device_id(str(device))
     text = {key: _text(device, key, spec.get(key)) for key in TEXT_KEYS}
+    fmt = text["format"] or text["fmt"] or packets.BATCHED
+    if fmt not in profiles.PROFILES:
+        raise ValueError(f"device {device!r}: format must be one of {packets.FORMATS}")
     config = BleDeviceConfig(
         device=device,
         address=_address(device, text["address"]),
         name=_name(device, text["name"]),
         service_uuid=_uuid(device, "service", text["service"] or text["service_uuid"]),
-        char_uuid=_uuid(device, "char", text["char"] or text["char_uuid"]) or packets.IMU_CHAR_UUID,
-        fmt=text["format"] or text["fmt"] or packets.BATCHED,
+        char_uuid=_uuid(device, "char", text["char"] or text["char_uuid"])
+        or profiles.get(fmt).char_uuid,
+        fmt=fmt,
         rate=_rate(device, spec.get("rate")),
     )
     if not (config.address or config.name or config.service_uuid):
         raise ValueError(f"device {device!r} needs an address, a name or a service uuid")
-    if config.fmt not in packets.FORMATS:
-        raise ValueError(f"device {device!r}: format must be one of {packets.FORMATS}")
     return config
 
 
