@@ -10,7 +10,15 @@ from __future__ import annotations
 import re
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import AfterValidator, Field, TypeAdapter, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    Field,
+    StrictBool,
+    StrictInt,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
 
 from imu_har.protocol import topics
 from imu_har.protocol.errors import PayloadError
@@ -18,6 +26,7 @@ from imu_har.protocol.messages import MAX_JSON_BYTES, DeviceId, Message
 from imu_har.protocol.topics import TopicTemplate
 
 MAX_COMMAND_BYTES = 16 * 1024
+MAX_REPS = 100_000  # repetitions a person counted in one session (a day of jumping is ~10^4)
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _\-]{0,63}")  # full match: "$" allows a trailing newline
 
 
@@ -44,6 +53,9 @@ class StartRecording(Message):
     subject: Name | None = Field(default=None, description="Who is wearing the device")
     notes: str = Field(default="", max_length=1000, description="Free text kept in the manifest")
     max_seconds: float | None = Field(default=None, gt=0, description="Auto-stop after this long")
+    reps: StrictInt | None = Field(
+        default=None, ge=0, le=MAX_REPS, description="Repetitions the person counted (manifest)"
+    )
 
 
 class StopRecording(Message):
@@ -66,12 +78,41 @@ class RecorderQuery(Message):
     action: Literal["status", "list"]
 
 
-RecorderCommand = Annotated[
-    StartRecording | StopRecording | RecorderQuery, Field(discriminator="action")
-]
-_RECORDER_COMMAND: TypeAdapter[StartRecording | StopRecording | RecorderQuery] = TypeAdapter(
-    RecorderCommand
-)
+class RelabelSession(Message):
+    """Give every row of a finished session another label (Parquet parts and manifest)."""
+
+    action: Literal["relabel"]
+    session: Name = Field(description="Finished session to relabel")
+    label: Name = Field(description="The new label")
+
+
+class ExcludeSession(Message):
+    """Keep a finished session out of training (``excluded`` in its manifest), or back in."""
+
+    action: Literal["exclude"]
+    session: Name = Field(description="Finished session")
+    excluded: StrictBool = Field(default=True, description="True: left out of training")
+
+
+class DeleteSession(Message):
+    """Delete a finished session: its Parquet parts and its manifest."""
+
+    action: Literal["delete"]
+    session: Name = Field(description="Finished session to delete")
+
+
+class SetReps(Message):
+    """Set (or clear, with null) the repetitions counted in a finished session."""
+
+    action: Literal["set_reps"]
+    session: Name = Field(description="Finished session")
+    reps: StrictInt | None = Field(ge=0, le=MAX_REPS, description="Repetitions counted")
+
+
+SessionEdit = RelabelSession | ExcludeSession | DeleteSession | SetReps
+AnyRecorderCommand = StartRecording | StopRecording | RecorderQuery | SessionEdit
+RecorderCommand = Annotated[AnyRecorderCommand, Field(discriminator="action")]
+_RECORDER_COMMAND: TypeAdapter[AnyRecorderCommand] = TypeAdapter(RecorderCommand)
 
 
 class ClassifierCommand(Message):
@@ -102,7 +143,7 @@ class ClassifierReply(CommandReply):
     TOPIC: ClassVar[TopicTemplate | None] = topics.CLASSIFIER_REPLY
 
 
-def parse_recorder_command(payload: bytes) -> StartRecording | StopRecording | RecorderQuery:
+def parse_recorder_command(payload: bytes) -> AnyRecorderCommand:
     """Parse a recorder command or raise :class:`PayloadError` saying what is wrong."""
     if len(payload) > min(MAX_COMMAND_BYTES, MAX_JSON_BYTES):
         raise PayloadError("too_large", f"command of {len(payload)} bytes is too large")

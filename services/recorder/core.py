@@ -17,10 +17,11 @@ from collections import OrderedDict
 from typing import Any
 
 from imu_har.protocol.codec import decode_frame
-from imu_har.protocol.commands import StartRecording, StopRecording
+from imu_har.protocol.commands import SessionEdit, StartRecording, StopRecording
 from imu_har.protocol.errors import PayloadError
 from imu_har.protocol.messages import Prediction
 from services.recorder import storage
+from services.recorder.edits import EditError, SessionEdits
 from services.recorder.segments import WriteFn
 from services.recorder.sessions import Session
 from services.recorder.settings import RecorderConfig
@@ -43,6 +44,23 @@ class Recorder(SessionStore):
         super().__init__(config, write)
         # device -> when last seen, least recently seen first (bounded: max_known_devices)
         self.known_devices: OrderedDict[str, float] = OrderedDict()
+        self.edits = SessionEdits(self.data_dir, write, self.counts)
+        self._edit_unfinished = False  # an edit failed half-way: finish it when the disk works
+
+    def open(self) -> bool:
+        """Open the store, then finish session edits a crash interrupted."""
+        if not super().open():
+            return False
+        self._finish_edits()
+        return True
+
+    def _finish_edits(self) -> None:
+        try:
+            self.counts["edits_resumed"] += self.edits.resume()
+            self._edit_unfinished = False
+        except OSError as exc:
+            self._edit_unfinished = True
+            logger.error("cannot finish an interrupted session edit: %s", exc)
 
     # -- devices ------------------------------------------------------------------------
     def note_device(self, device: str, now: float) -> str | None:
@@ -150,6 +168,7 @@ class Recorder(SessionStore):
             "clock_offset": None,
             "channels": None,
             "request": request,
+            "reps": command.reps,
         }
         session = Session(self.data_dir, meta)
         try:
@@ -203,11 +222,30 @@ class Recorder(SessionStore):
             session = found
         return self._stop(session, now, reason)
 
+    def edit(self, command: SessionEdit) -> dict[str, Any]:
+        """Relabel, exclude, delete or set the reps of a finished session (:mod:`.edits`)."""
+        session = self.sessions.get(command.session)
+        if session is not None:
+            state = "being finalized" if session.stopped is not None else "still recording"
+            raise CommandError(f"session {command.session!r} is {state}: stop it first")
+        if not self.ready:
+            raise CommandError(f"storage unavailable: {self.error}")
+        try:
+            return self.edits.apply(command, self.config.labels)
+        except EditError as exc:
+            raise CommandError(str(exc)) from None
+        except OSError as exc:  # the intent stays: finished on a later tick or start
+            self._edit_unfinished = True
+            self.counts["write_errors"] += 1
+            raise CommandError(f"cannot {command.action} {command.session!r}: {exc}") from exc
+
     # -- periodic work --------------------------------------------------------------------
     def tick(self, now: float) -> None:
-        """Retry after errors, enforce time limits, finalize, rotate."""
+        """Retry after errors, enforce time limits, finalize, rotate, finish failed edits."""
         if not self.storage_usable():
             return
+        if self._edit_unfinished:
+            self._finish_edits()
         for session in list(self.by_device.values()):
             if now - float(session.meta["started_at"]) >= float(session.meta["max_seconds"]):
                 self._stop(session, now, "time_limit")
@@ -237,7 +275,8 @@ class Recorder(SessionStore):
                 logger.warning("unreadable manifest %r: %s", str(path), exc)
                 continue
             keep = ("session", "device", "label", "subject", "started_at", "stopped_at", "rows")
-            sessions.append({k: manifest.get(k) for k in (*keep, "stop_reason", "files")})
+            extra = ("stop_reason", "files", "excluded", "reps")
+            sessions.append({k: manifest.get(k) for k in (*keep, *extra)})
         return {"sessions": sessions, "total": len(paths)}
 
 

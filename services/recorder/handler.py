@@ -21,6 +21,7 @@ from imu_har.protocol.commands import (
     RecorderQuery,
     RecorderReply,
     StartRecording,
+    StopRecording,
     parse_recorder_command,
 )
 from imu_har.protocol.errors import PayloadError
@@ -134,8 +135,10 @@ class RecorderHandler:
                 return
             if isinstance(command, RecorderQuery):
                 data = self.core.status(now) if action == "status" else self.core.list_sessions()
-            else:
+            elif isinstance(command, StopRecording):
                 data = self.core.stop(command, now)
+            else:  # relabel, exclude, delete, set_reps of a finished session
+                data = self.core.edit(command)
             reply = RecorderReply(ok=True, action=action, data=data)
         except PayloadError as exc:
             self.runtime.reject(exc.reason, f"command: {exc.args[0]}")

@@ -189,6 +189,8 @@ class Session:
             "date": meta["date"],
             "files": meta["files"],
             "format": 1,
+            "reps": meta.get("reps"),  # counted by the person (sessions of older versions: none)
+            "excluded": False,
         }
 
     def summary(self, now: float) -> dict[str, Any]:

@@ -136,6 +136,32 @@ def write_parquet_atomic(table: pa.Table, final: Path, write: WriteFn = os.write
     _write_atomic(final, lambda sink: pq.write_table(table, sink, compression="zstd"), write)
 
 
+def rewrite_parquet_atomic(
+    path: Path, change: Callable[[pa.Table], pa.Table], write: WriteFn = os.write
+) -> int:
+    """Replace the Parquet file ``path`` by ``change`` applied to each of its row groups.
+
+    Streams one row group at a time (a part holds up to ``--rotate-rows`` rows: reading
+    it whole would hold them all in memory) into a temporary renamed over ``path``:
+    a reader sees the old file or the new one. Returns the rows written.
+    """
+    rows = 0
+
+    def fill(sink: _Sink) -> None:
+        nonlocal rows
+        with (
+            pq.ParquetFile(path) as source,
+            pq.ParquetWriter(sink, source.schema_arrow, compression="zstd") as out,
+        ):
+            for index in range(source.num_row_groups):
+                group = change(source.read_row_group(index))
+                out.write_table(group)
+                rows += group.num_rows
+
+    _write_atomic(path, fill, write)
+    return rows
+
+
 def write_json_atomic(data: dict[str, Any], final: Path, write: WriteFn = os.write) -> None:
     """Write ``data`` as JSON to ``final`` atomically."""
     text = json.dumps(data, indent=2, sort_keys=True) + "\n"
