@@ -32,7 +32,7 @@ test: venv system-test
 
 ## The inner loop: pure cores and broker tests, no TensorFlow, no browser, no slow system runs.
 test-fast: venv system
-	$(PY) -m pytest -m "not tf and not browser and not slow" -q $(ARGS)
+	$(PY) -m pytest -m "not tf and not browser and not slow" -n 2 -q $(ARGS)
 
 ## Lint and type-check.
 check: lint typecheck
