@@ -19,7 +19,7 @@ from imu_har.runtime.handler import each
 from imu_har.runtime.service import Inbound, ServiceRuntime
 from services.ble_gateway.gateway import Gateway
 from services.ble_gateway.settings import GatewaySettings
-from services.ble_gateway.sources import Source
+from services.ble_gateway.sources import MqttInput, Source
 
 logger = logging.getLogger(__name__)
 
@@ -38,18 +38,22 @@ class GatewayHandler:
     ) -> None:
         self.settings, self.runtime = settings, runtime
         self.gateway, self.source, self.core = gateway, source, gateway.core
+        # A source that reads the broker too (phones) gets its messages; others get none.
+        self.input: MqttInput | None = source if hasattr(source, "handle") else None  # type: ignore[assignment]
+        if self.input is not None:
+            self.input.bind(runtime)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.thread: threading.Thread | None = None
         self.failed: str | None = None
         self.exit_status = 0  # 1 once a source failed (returned by serve)
 
     def subscriptions(self) -> list[tuple[str, int]]:
-        """None: the gateway only publishes."""
-        return []
+        """The source's inputs (phones); none otherwise: the gateway only publishes."""
+        return self.input.subscriptions() if self.input is not None else []
 
     def handle_batch(self, messages: list[Inbound]) -> None:
-        """Nothing is subscribed; anything that arrives is counted, never handled."""
-        each(self.runtime, messages, self._unexpected)
+        """Phone messages go to the phone source; anything else is counted, never handled."""
+        each(self.runtime, messages, self.input.handle if self.input else self._unexpected)
 
     def _unexpected(self, message: Inbound) -> None:
         self.runtime.reject("bad_topic", f"{message.topic!r}: the gateway subscribes to nothing")
@@ -79,6 +83,8 @@ class GatewayHandler:
         details: dict[str, Any] = {"source": self.settings.source, **self.core.summary()}
         details["queue_depth"] = self.gateway.queue.qsize()
         details["dropped"] = self.gateway.dropped
+        if self.input is not None:
+            details["phone"] = self.input.details()
         if self.failed:
             details["failed"] = self.failed
         return details

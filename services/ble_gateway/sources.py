@@ -5,15 +5,18 @@ A source registers its devices with the :class:`GatewayCore` when it is built
 gateway's event loop. Packet sources (BLE, sim) hand ``(device, bytes,
 receive time)`` to ``sink``, the gateway's queue; sample sources (replay) call
 the core directly. A new source is a class with :class:`Source`'s two methods
-and one entry in :data:`BUILDERS` (and in ``GatewaySettings.source``).
+and one entry in :data:`BUILDERS` (and in ``GatewaySettings.source``); one that
+also reads the broker (phones) adds :class:`MqttInput`'s methods.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
+from imu_har.runtime.inbox import Inbound
+from imu_har.runtime.service import ServiceRuntime
 from services.ble_gateway import profiles
 from services.ble_gateway.ble import BleSource
 from services.ble_gateway.core import GatewayCore
@@ -41,6 +44,22 @@ class Source(Protocol):
 
     def close(self) -> None:
         """Release what the source holds (after :meth:`run`)."""
+
+
+class MqttInput(Protocol):
+    """A source that also reads the broker (phones): the gateway handler routes to it."""
+
+    def bind(self, runtime: ServiceRuntime) -> None:
+        """The runtime, for subscriptions made while running."""
+
+    def subscriptions(self) -> list[tuple[str, int]]:
+        """Topic filters and QoS to (re)subscribe on every connect."""
+
+    def handle(self, message: Inbound) -> None:
+        """One received message; raises ``PayloadError`` for a bad one."""
+
+    def details(self) -> dict[str, Any]:
+        """For the gateway's service status."""
 
 
 def sim_source(settings: GatewaySettings, core: GatewayCore, sink: Sink) -> Source:
@@ -103,10 +122,19 @@ def virtual_wearables(
     return configs, air
 
 
+def phone_source(settings: GatewaySettings, core: GatewayCore, sink: Sink) -> Source:
+    """``--source phone``: Sensor Logger (MQTT, HTTP push) and the phone page (docs/gateway.md)."""
+    # Imported here: the phone servers need the [phone] extra, the other sources do not.
+    from services.ble_gateway.phone.source import PhoneSource
+
+    return PhoneSource(core, settings)
+
+
 BUILDERS: dict[str, Callable[[GatewaySettings, GatewayCore, Sink], Source]] = {
     "sim": sim_source,
     "replay": replay_source,
     "ble": ble_source,
+    "phone": phone_source,
 }
 
 
@@ -119,4 +147,4 @@ def make_source(settings: GatewaySettings, core: GatewayCore, sink: Sink) -> Sou
     return BUILDERS[settings.source](settings, core, sink)
 
 
-__all__ = ["BUILDERS", "Source", "make_source"]
+__all__ = ["BUILDERS", "MqttInput", "Source", "make_source"]
