@@ -101,7 +101,7 @@ def test_relabel_rewrites_every_part_and_the_manifest(tmp_path: Path) -> None:
     # What training reads (the recorder's directory, pandas) has the new label.
     rows = pd.read_parquet(tmp_path / "recordings")
     assert set(rows.loc[rows["session"] == session, "label"]) == {"Pushup"}
-    assert not [p for p in tmp_path.rglob(".*.tmp")]
+    assert not list(tmp_path.rglob(".*.tmp"))
 
 
 def test_delete_removes_parts_and_manifest_only_of_that_session(tmp_path: Path) -> None:

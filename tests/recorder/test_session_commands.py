@@ -1,4 +1,4 @@
-"""Relabel, exclude, delete and set_reps over a real broker: v5 replies, v3.1.1 fallback, attacks."""
+"""Relabel, exclude, delete, set_reps over a real broker: v5 replies, v3.1.1 fallback, attacks."""
 
 from __future__ import annotations
 
@@ -11,14 +11,7 @@ from paho.mqtt.enums import MQTTProtocolVersion
 
 from imu_har.runtime.client import Collector, connect
 from tests.support.recorder import read_recordings
-from tests.support.recorder_mqtt import (
-    Requester,
-    announce,
-    publish_frames,
-    serve,
-    settings_for,
-    wait_rows,
-)
+from tests.support.recorder_mqtt import Requester, announce, record_session, serve, settings_for
 
 pytestmark = pytest.mark.broker
 DEV = "wrist-1"
@@ -26,13 +19,7 @@ DEV = "wrist-1"
 
 def record(requester: Requester, client: Any, label: str, first: int, **extra: Any) -> str:
     """One finished session of 10 frames (50 rows) of ``DEV``; its id."""
-    started = requester.send({"action": "start", "device": DEV, "label": label, **extra})
-    assert started["ok"], started
-    publish_frames(client, DEV, range(first, first + 10))
-    assert wait_rows(requester, 50)["recording"][0]["rows"] == 50
-    stopped = requester.send({"action": "stop", "device": DEV})
-    assert stopped["ok"] and stopped["data"]["finalized"], stopped
-    return str(started["data"]["session"])
+    return record_session(requester, client, DEV, label, first, **extra)
 
 
 def manifest(data: Path, session: str) -> dict[str, Any]:
@@ -117,7 +104,7 @@ def hostile(session: str) -> list[tuple[dict[str, Any] | bytes, str, str]]:
         ({"action": "set_reps", "session": session}, "reps", "bad_command"),
         ({"action": "start", "device": DEV, "label": "Squat", "reps": -3}, "reps", "bad_command"),
         (b'{"action": "relabel", "session": "' + b"a" * 20_000 + b'"}', "too large", "too_large"),
-        ({"action": "set_reps", "session": "20261204T000000Z-x-000000", "reps": 1}, "no finished", "command"),
+        ({"action": "set_reps", "session": "2026-x-0", "reps": 1}, "no finished", "command"),
     ]  # fmt: skip
 
 

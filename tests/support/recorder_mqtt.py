@@ -131,3 +131,22 @@ def wait_rows(requester: Requester, rows: int, timeout: float = 20.0) -> dict[st
         if done or time.monotonic() > deadline:
             return status
         time.sleep(0.1)
+
+
+def record_session(
+    requester: Requester, client: mqtt.Client, device: str, label: str, first: int, **extra: Any
+) -> str:
+    """One finished session of 10 frames (50 rows) of ``device`` (known, not recording); its id."""
+    started = requester.send({"action": "start", "device": device, "label": label, **extra})
+    assert started["ok"], started
+    publish_frames(client, device, range(first, first + 10))
+    deadline = time.monotonic() + 20
+    while True:
+        recording = requester.send({"action": "status"})["data"]["recording"]
+        if sum(s["rows"] for s in recording if s["device"] == device) >= 50:
+            break
+        assert time.monotonic() < deadline, "the recorder did not record 50 rows"
+        time.sleep(0.1)
+    stopped = requester.send({"action": "stop", "device": device})
+    assert stopped["ok"] and stopped["data"]["finalized"], stopped
+    return str(started["data"]["session"])
