@@ -297,6 +297,7 @@ def test_depth_counts_brackets_outside_strings_only() -> None:
         ("😀" * 100, "phone"),
         ("a" * 65, "a" * 40),
     ],
+    ids=lambda v: repr(v)[:20] if isinstance(v, str) else repr(v),
 )
 def test_hostile_device_ids_become_safe_stable_ids(raw: str, readable: str | None) -> None:
     device = phone_device_id(raw)

@@ -48,6 +48,7 @@ Reject = Callable[[str, str], None]
 STATUS = {"too_large": 413, "unauthorized": 401, "rate_limited": 429, "too_many_devices": 429}
 OUTBOX = 32  # messages waiting for one page (predictions, errors); the oldest go first
 HEADER_BYTES = 16 * 1024
+BACKLOG = 2048  # uvicorn's default
 
 
 class PhoneServer:
@@ -229,6 +230,7 @@ def _bind(host: str, port: int) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
+        sock.listen(BACKLOG)  # early clients wait in the backlog until uvicorn serves
     except OSError:
         sock.close()
         raise
