@@ -223,5 +223,15 @@ TRAINER_STATUS = TopicTemplate("{root}/trainer/status")  # JSON, retained
 SENSOR_LOGGER_TOPIC = "sensor-logger"
 SENSOR_LOGGER = TopicTemplate("{root}", SENSOR_LOGGER_TOPIC)  # JSON, the app's schema
 SENSOR_LOGGER_DEVICE = TopicTemplate("{root}/{device}", SENSOR_LOGGER_TOPIC)  # same, per account
+# Home Assistant (har homeassistant, docs/homeassistant.md): discovery and Home Assistant's own
+# status live under its discovery prefix (``{root}`` is the bridge's --discovery-prefix, the
+# default below); the bridge's state, wearable availability and events under the protocol root.
+# The bridge's own availability is its SERVICE_STATUS (its Last Will).
+HOME_ASSISTANT_PREFIX = "homeassistant"
+HA_DISCOVERY = TopicTemplate("{root}/device/{node}/config", HOME_ASSISTANT_PREFIX)  # retained
+HA_STATUS = TopicTemplate("{root}/status", HOME_ASSISTANT_PREFIX)  # online/offline, by HA
+HA_STATE = TopicTemplate("{root}/homeassistant/{device}/state")  # JSON, rate-limited
+HA_AVAILABILITY = TopicTemplate("{root}/homeassistant/{device}/availability")  # retained
+HA_EVENT = TopicTemplate("{root}/homeassistant/{device}/event")  # JSON with event_type
 # Clients
 DASHBOARD_REPLY = TopicTemplate("{root}/dashboard/{client}/reply")  # v5 response topic
