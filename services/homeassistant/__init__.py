@@ -1,0 +1,1 @@
+"""Home Assistant bridge (``har homeassistant``): each wearable as a discovered device."""
