@@ -54,6 +54,7 @@ else:
                 HERE / "views" / "sessions.py", title="Sessions", icon=":material/folder_open:"
             ),
             st.Page(HERE / "views" / "model.py", title="Model", icon=":material/model_training:"),
+            st.Page(HERE / "views" / "phone.py", title="Phone", icon=":material/smartphone:"),
             st.Page(HERE / "views" / "system.py", title="System", icon=":material/dns:"),
         ]
     )
