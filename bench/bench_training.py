@@ -88,6 +88,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--tuned", help="best.json from har tune (adds a 'tuned' config)")
     parser.add_argument("--json", help="write all results here")
+    parser.add_argument(
+        "--seeds",
+        help="comma list of training seeds: run each neural config once per seed "
+        "(rows 'default@seed=N')",
+    )
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from training.api import load_windows
@@ -99,7 +104,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     configs: dict[str, TrainParams | None] = {}
     for name in args.configs.split(","):
         arch = None if name in ("default", "logreg") else name
-        configs[name] = None if name == "logreg" else base.with_overrides(arch=arch)
+        if name == "logreg":
+            configs[name] = None
+        elif args.seeds:
+            for seed in args.seeds.split(","):
+                configs[f"{name}@seed={seed}"] = base.with_overrides(arch=arch, seed=int(seed))
+        else:
+            configs[name] = base.with_overrides(arch=arch)
     if args.tuned:
         configs["tuned"] = load_params(args.tuned, base)
     ws, _, _ = load_windows(DATA, base, **LAYOUT)
@@ -122,6 +133,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         results[name] = res
         rows.append(row(name, res, seconds))
         print(rows[-1], file=sys.stderr)
+        if args.json:  # after every config: a long run leaves its partial results
+            Path(args.json).write_text(json.dumps(results, indent=1, default=str))
     if configs.get("default") is not None:
         started = time.monotonic()
         fit_model(ws, base)

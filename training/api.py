@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ from training.artifact import load_artifact, save_artifact
 from training.data import Layout, data_rate, read_table, resolve_layout
 from training.errors import DataError
 from training.evaluation import check_splittable, cross_validate, metrics
-from training.fit import Progress, fit_model, predict
+from training.fit import Progress, ProgressEvent, fit_model, predict, with_fields
 from training.params import TrainParams
 from training.windows import WindowSet, make_windows
 
@@ -84,6 +84,8 @@ def train_artifact(
     name: str | None = None,
     layout: dict[str, Any] | None = None,
     channel_units: Sequence[str] | None = None,
+    groups: Mapping[str, str] | None = None,
+    grouping: str = "group",
     **overrides: Any,
 ) -> ModelSpec:
     """Train on all of ``data`` (after optional grouped CV) and save an artifact to ``out_dir``.
@@ -92,20 +94,31 @@ def train_artifact(
     ``layout`` passes column choices (``group_col``, ``label_col``, ``order_col``,
     ``time_col``, ``channels``); ``channel_units`` names each channel's unit
     (default: g, deg/s, uT for the default channel names, else none).
+    ``groups`` maps the group column's values to the groups that validation keeps
+    apart (``har trainer``: session -> subject), named ``grouping`` in the metrics.
+    With ``cv``, ``metrics["score"]`` is the grouped validation's mean: the number
+    to show for the model (never the training accuracy).
     """
     params = (params or TrainParams()).with_overrides(**overrides)
+    _phase(progress, "loading", "reading and windowing the data")
     ws, lay, params = load_windows(data, params, **(layout or {}))
+    if groups is not None:
+        ws = regroup(ws, groups)
     units = lay.units() if channel_units is None else tuple(channel_units)
     if units is not None and len(units) != len(lay.channels):
         raise DataError(f"{len(units)} channel units given for {len(lay.channels)} channels")
     check_trainable(ws, cv=cv is not None)
     result_metrics: dict[str, Any] = {}
     if cv is not None:
-        result_metrics["cv"] = cross_validate(ws, params, cv, progress)
-    fitted = fit_model(ws, params, progress=progress)
+        _phase(progress, "cv", f"grouped validation by {grouping} ({cv})")
+        result_metrics["cv"] = cross_validate(ws, params, cv, progress) | {"grouping": grouping}
+        result_metrics["score"] = score(result_metrics["cv"])
+    _phase(progress, "fit", f"training the model on all {len(ws)} windows")
+    fitted = fit_model(ws, params, progress=with_fields(progress, phase="fit"))
     pred = np.asarray(fitted.labels, dtype=object)[predict(fitted.model, ws.x).argmax(axis=1)]
     result_metrics["train_accuracy"] = metrics(ws.labels, pred, fitted.labels)["accuracy"]
     source = str(data) if isinstance(data, str | Path) else type(data).__name__
+    _phase(progress, "export", "exporting Keras, ONNX and TFLite and checking their parity")
     return save_artifact(
         fitted.model,
         out_dir,
@@ -120,6 +133,32 @@ def train_artifact(
         name=name,
         check_windows=ws.x[:: max(1, len(ws) // 16)],
     )
+
+
+def _phase(progress: Progress | None, phase: str, text: str) -> None:
+    if progress:
+        progress(ProgressEvent(f"== {text}", kind="phase", phase=phase))
+
+
+def regroup(ws: WindowSet, groups: Mapping[str, str]) -> WindowSet:
+    """The windows with each group value replaced by ``groups[value]`` (e.g. its subject)."""
+    missing = sorted(set(ws.groups.tolist()) - set(groups))
+    if missing:
+        raise DataError(f"no group given for {missing[:5]}")
+    mapped = np.asarray([groups[g] for g in ws.groups.tolist()], dtype=object)
+    return WindowSet(ws.x, ws.labels, mapped, ws.recordings)
+
+
+def score(cv: Mapping[str, Any]) -> dict[str, Any]:
+    """The headline of a grouped validation: what a model list shows as its accuracy."""
+    grouping = cv.get("grouping", "group")
+    return {
+        "accuracy": cv["mean_accuracy"],
+        "macro_f1": cv["mean_macro_f1"],
+        "min_accuracy": cv["min_accuracy"],
+        "method": f"grouped validation by {grouping}, {cv['k']} folds",
+        "n_windows": cv["pooled"]["n_windows"],
+    }
 
 
 def check_trainable(ws: WindowSet, cv: bool = False) -> None:

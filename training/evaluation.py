@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from training.errors import DataError
-from training.fit import Progress, fit_model, predict
+from training.fit import Progress, ProgressEvent, fit_model, predict, with_fields
 from training.params import TrainParams
 from training.windows import WindowSet
 
@@ -84,20 +84,25 @@ def cross_validate(
     folds, y_true, y_pred = [], [], []
     splits = list(grouped_folds(ws.groups, k))
     for i, (train, test) in enumerate(splits, 1):
-        fitted = fit_model(ws.subset(train), params, labels)
+        test_groups = sorted(set(ws.groups[test].tolist()))
+        where = {"phase": "cv", "fold": i, "folds": len(splits)}
+        if progress:
+            text = f"fold {i}/{len(splits)} test {','.join(test_groups)}: training"
+            progress(ProgressEvent(text, kind="fold_start", test_groups=test_groups, **where))
+        fitted = fit_model(ws.subset(train), params, labels, with_fields(progress, **where))
         pred = np.asarray(labels, dtype=object)[predict(fitted.model, ws.x[test]).argmax(axis=1)]
         m = metrics(ws.labels[test], pred, labels)
-        test_groups = sorted(set(ws.groups[test].tolist()))
         folds.append(
             {"test_groups": test_groups, "accuracy": m["accuracy"], "macro_f1": m["macro_f1"]}
         )
         y_true += ws.labels[test].tolist()
         y_pred += pred.tolist()
         if progress:
-            progress(
+            text = (
                 f"fold {i}/{len(splits)} test {','.join(test_groups)}: "
                 f"accuracy {m['accuracy']:.4f} macro-F1 {m['macro_f1']:.4f}"
             )
+            progress(ProgressEvent(text, kind="fold_end", **folds[-1], **where))
         _release()
     acc = [f["accuracy"] for f in folds]
     pooled = metrics(y_true, y_pred, labels)

@@ -1,4 +1,10 @@
-"""Fitting one model on a :class:`WindowSet` (standardization fitted on its windows only)."""
+"""Fitting one model on a :class:`WindowSet` (standardization fitted on its windows only).
+
+Progress goes to a ``Progress`` sink as :class:`ProgressEvent` lines: text for
+a person (``har train`` prints them) that also carry their fields (phase, fold,
+epoch, loss, accuracy...) for a program (``har trainer``'s child process sends
+them to the service as JSON lines).
+"""
 
 from __future__ import annotations
 
@@ -18,6 +24,40 @@ from training.windows import WindowSet
 logger = logging.getLogger(__name__)
 STD_FLOOR = 1e-6
 Progress = Callable[[str], None]
+
+
+class ProgressEvent(str):
+    """A progress line that also carries its structured ``fields``.
+
+    A ``str`` so that every text sink (``print``, ``list.append``, ``har train``'s
+    stderr) keeps working unchanged; a structured sink reads ``fields``.
+    """
+
+    fields: dict[str, Any]
+
+    def __new__(cls, text: str, **fields: Any) -> ProgressEvent:
+        """``ProgressEvent("epoch 3/30 ...", phase="fit", epoch=3, epochs=30, ...)``."""
+        event = super().__new__(cls, text)
+        event.fields = fields
+        return event
+
+
+def event_fields(line: str) -> dict[str, Any]:
+    """The fields of a progress line (a plain string: ``{"message": line}``)."""
+    fields = getattr(line, "fields", None)
+    return dict(fields) if isinstance(fields, dict) else {"message": str(line)}
+
+
+def with_fields(progress: Progress | None, **extra: Any) -> Progress | None:
+    """A sink that adds ``extra`` (e.g. the fold) to every event before passing it on."""
+    if progress is None:
+        return None
+    sink = progress
+
+    def add(line: str) -> None:
+        sink(ProgressEvent(str(line), **(event_fields(line) | extra)))
+
+    return add
 
 
 def stderr_progress(line: str) -> None:
@@ -96,9 +136,13 @@ def _epoch_logger():
 
         def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
             logs = logs or {}
+            loss = float(logs.get("loss", float("nan")))
+            acc = float(logs.get("accuracy", float("nan")))
+            text = f"  epoch {epoch + 1}/{self.epochs}  loss {loss:.4f}  acc {acc:.4f}"
             self.sink(
-                f"  epoch {epoch + 1}/{self.epochs}  loss {logs.get('loss', float('nan')):.4f}"
-                f"  acc {logs.get('accuracy', float('nan')):.4f}"
+                ProgressEvent(
+                    text, kind="epoch", epoch=epoch + 1, epochs=self.epochs, loss=loss, accuracy=acc
+                )
             )
 
     return EpochLog

@@ -1,0 +1,1 @@
+"""``har trainer``: training jobs by MQTT command, each in a child process (docs/training.md)."""
