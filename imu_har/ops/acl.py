@@ -135,6 +135,7 @@ def accounts(root: str = DEFAULT_ROOT) -> list[Account]:
                 # har/+/status also matches har/recorder/status, har/trainer/status: not a device's
                 *[Rule("deny", t.DEVICE_STATUS.subscription(root, device=n)) for n in reserved],
                 *_rules("read", SENSOR_LOGGER, f"{SENSOR_LOGGER}/#"),
+                Rule("read", t.PREDICTION.subscription(root)),  # back to the phone page
                 *_status(root, "gateway"),
             ),
         ),

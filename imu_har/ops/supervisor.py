@@ -208,7 +208,10 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Broker settings come from HAR_MQTT_* in the environment, as for every service.",
     )
     p.add_argument("--devices", type=int, default=3, help="simulated wearables (default 3)")
-    p.add_argument("--source", choices=("sim", "ble", "replay"), default="sim", help="wearables")
+    p.add_argument(
+        "--source", choices=("sim", "ble", "replay", "phone"), default="sim", help="wearables"
+    )
+    p.add_argument("--phone", action="store_true", help="phones as wearables (--source phone)")
     p.add_argument("--model", type=Path, help=f"classifier model dir (default {DEFAULT_MODEL})")
     p.add_argument("--data-dir", type=Path, default=Path("data"), help="recordings (./data)")
     p.add_argument("--dashboard-port", type=int, default=8501, help="dashboard HTTP port")
@@ -240,8 +243,11 @@ def plan(args: argparse.Namespace, model: Path | None) -> list[ServiceSpec]:
     """The services to run, in start order, with their ``har`` arguments."""
     specs = []
     if not args.no_gateway:
-        gateway = ["--source", args.source]
-        gateway += ["--devices", str(args.devices)] if args.source == "sim" else []
+        source = "phone" if args.phone else args.source
+        gateway = ["--source", source]
+        gateway += ["--devices", str(args.devices)] if source == "sim" else []
+        # the phone token and certificate live where the dashboard looks for them
+        gateway += ["--phone-dir", str(args.data_dir / "phone")] if source == "phone" else []
         specs.append(ServiceSpec("gateway", gateway))
     if not args.no_windower:
         specs.append(ServiceSpec("windower", []))
