@@ -34,9 +34,16 @@ def status(state: str = "streaming", at: float = T0, device: str = DEV) -> Devic
 
 def workout(reps: int, sets: int, in_set: bool = True, at: float = T0) -> WorkoutState:
     totals = {"Squat": ExerciseTotals(sets=sets, reps=reps)}
-    return WorkoutState(device=DEV, state="set" if in_set else "rest", exercise="Squat" if in_set else None,
-                        set=sets + 1, reps=3 if in_set else 0, date=day_of(at), totals=totals,
-                        updated_at=at)  # fmt: skip
+    return WorkoutState(
+        device=DEV,
+        state="set" if in_set else "rest",
+        exercise="Squat" if in_set else None,
+        set=sets + 1,
+        reps=3 if in_set else 0,
+        date=day_of(at),
+        totals=totals,
+        updated_at=at,
+    )
 
 
 def on(out: list[Out], topic: str) -> list[bytes]:
@@ -51,7 +58,7 @@ def test_a_wearable_appears_with_discovery_then_availability_then_state() -> Non
     core = bridge()
     out = core.status(DEV, status(), T0, retained=False)
     assert [t for t, *_ in out] == [CONFIG, AVAILABLE, STATE]
-    topic, payload, qos, retain = out[0]
+    _topic, payload, qos, retain = out[0]
     assert (qos, retain) == (1, True) and schema_problems(json.loads(payload)) == []
     assert out[1][1:] == (b"online", 1, True)
     assert states(out) == [{"exercise": "unknown", "confidence": 0, "reps": 0, "reps_today": 0,

@@ -1,4 +1,4 @@
-"""The discovery payload against Home Assistant's documented schema (tests/support/homeassistant.py)."""
+"""The discovery payload against Home Assistant's documented schema (tests/support)."""
 
 from __future__ import annotations
 

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import json
 import re
+import threading
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -157,3 +159,39 @@ def entity_available(config: dict[str, Any], retained: dict[str, bytes]) -> bool
         states.append(value == entry.get("payload_available", "online"))
     assert mode in {"all", "any"} or len(states) == 1, mode
     return all(states) if mode in {"all", "latest"} else any(states)
+
+
+# -- what a Home Assistant that connects now would get ---------------------------------------
+def retained_snapshot(host: str, port: int, topic_filters: list[str]) -> dict[str, bytes]:
+    """Every retained message under ``topic_filters``, as a client connecting now receives them.
+
+    The broker handles one client's SUBSCRIBE packets in order and sends a
+    subscription's retained messages right away; so once the retained marker of a
+    second subscription (a topic outside the filters) comes back, the first
+    subscription's retained messages have all arrived.
+    """
+    from imu_har.runtime.client import connect
+
+    marker = f"test-marker/{uuid.uuid4().hex}"
+    writer, reader = connect(host, port), connect(host, port)
+    try:
+        writer.publish(marker, b"marker", qos=1, retain=True).wait_for_publish(5)
+        got: dict[str, bytes] = {}
+        done = threading.Event()
+
+        def on_message(_c: object, _u: object, msg: Any) -> None:
+            if msg.topic == marker:
+                done.set()
+            elif msg.retain:
+                got[msg.topic] = bytes(msg.payload)
+
+        reader.on_message = on_message
+        reader.subscribe([(f, 1) for f in topic_filters])
+        reader.subscribe(marker, 1)
+        assert done.wait(10), "the retained marker did not come back"
+        writer.publish(marker, b"", qos=1, retain=True).wait_for_publish(5)
+        return got
+    finally:
+        for client in (writer, reader):
+            client.loop_stop()
+            client.disconnect()
