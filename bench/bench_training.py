@@ -6,8 +6,14 @@ tuned config (``--tuned best.json``) and a statistical baseline, ``logreg``
 per-class recall and the time to train the default model on all 18 sessions.
 
     python -m bench.bench_training [--configs default,logreg,original,stats] [--tuned best.json]
+    python -m bench.bench_training --seeds 0,1,2,3,4          # the default, once per seed
+    python -m bench.bench_training --recordings-minutes 10    # time to train on recordings
 
-Needs /work/shared/datasets/seed-fitness (not part of the repository).
+Needs /work/shared/datasets/seed-fitness (not part of the repository), except
+``--recordings-minutes``: simulated sessions written by the recorder's own core
+(50 Hz, nine channels), read and trained on as ``har trainer`` does (its
+sessions -> :func:`training.recorded.load_sessions` -> ``train_artifact``, default
+parameters, no cross-validation), timed per phase.
 """
 
 from __future__ import annotations
@@ -78,6 +84,45 @@ def row(name: str, res: dict[str, Any], seconds: float) -> str:
     )
 
 
+def recordings_run(minutes: float, out: Path) -> dict[str, Any]:
+    """Train the default model on ``minutes`` of simulated recordings; seconds per phase."""
+    from imu_har.sim.simulation import ACTIVITIES
+    from services.trainer.catalog import read_manifest
+    from tests.support.trainer import record_sessions
+    from training.api import train_artifact
+    from training.fit import event_fields
+    from training.recorded import load_sessions
+
+    subjects = ("ann", "bob")
+    specs = [(f"w{i + 1}", label, s) for i, s in enumerate(subjects) for label in ACTIVITIES]
+    seconds = minutes * 60 / len(specs)
+    ids = record_sessions(out / "data", specs, seconds=seconds)
+    marks = {"start": time.monotonic()}
+
+    def progress(line: str) -> None:
+        fields = event_fields(line)
+        if fields.get("kind") == "phase":
+            marks[str(fields["phase"])] = time.monotonic()
+            print(line, file=sys.stderr, flush=True)
+
+    manifests = [read_manifest(out / "data", s) for s in ids]
+    table = load_sessions(out / "data", [m for m in manifests if m])
+    marks["read"] = time.monotonic()
+    spec = train_artifact(table, out / "model", progress=progress)
+    marks["end"] = time.monotonic()
+    return {
+        "minutes": minutes,
+        "rows": len(table),
+        "sessions": len(ids),
+        "windows": spec.training["n_windows"],
+        "read_s": marks["read"] - marks["start"],
+        "window_s": marks["fit"] - marks["read"],
+        "fit_s": marks["export"] - marks["fit"],
+        "export_s": marks["end"] - marks["export"],
+        "total_s": marks["end"] - marks["start"],
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark and print a markdown summary."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -93,8 +138,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="comma list of training seeds: run each neural config once per seed "
         "(rows 'default@seed=N')",
     )
+    parser.add_argument(
+        "--recordings-minutes",
+        type=float,
+        help="instead: time the default training on this many minutes of simulated recordings",
+    )
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if args.recordings_minutes:
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="bench-training-") as tmp:
+            res = recordings_run(args.recordings_minutes, Path(tmp))
+        print(json.dumps(res, indent=1))
+        if args.json:
+            Path(args.json).write_text(json.dumps(res, indent=1))
+        return 0
     from training.api import load_windows
     from training.evaluation import cross_validate
     from training.fit import fit_model, stderr_progress
