@@ -39,6 +39,7 @@ ROOT = topics.DEFAULT_ROOT
 STATUS_TOPIC = topics.SERVICE_STATUS.format(ROOT, service="gateway")
 APP_TOPIC = topics.SENSOR_LOGGER.format(topics.SENSOR_LOGGER_TOPIC)
 G = 9.80665
+_DEVICE = topics.IMU.splitter(ROOT)
 PREFIX = "@@"  # stands for the leading digits of the times: filled in once per 10 s
 
 
@@ -86,8 +87,8 @@ class Counter:
                 with self.lock:
                     self.rejected = dict(counters.get("rejected", {}))
                 continue
-            device = len(message.topic) - len(ROOT) - len("//imu")
-            samples = (len(message.payload) - 4 - device - 27) // 36  # default layout, 9 channels
+            device = _DEVICE(message.topic) or ""
+            samples = (len(message.payload) - 4 - len(device) - 27) // 36  # default layout, 9 ch
             with self.lock:
                 self.frames += 1
                 self.samples += samples

@@ -121,9 +121,9 @@ def how_to(phone: dict, token: str | None) -> None:
         right.markdown(f"HTTP Push URL: {code(with_token(push, token))}")
     topic = phone.get("sensor_logger_topic")
     if isinstance(topic, str) and re.fullmatch(r"[A-Za-z0-9_\-/]{1,100}", topic):
-        link = conn.state()
+        broker = conn.state()
         right.markdown(
-            f"or MQTT: broker {code(link.host)} port {code(link.port)}, topic {code(topic)}"
+            f"or MQTT: broker {code(broker.host)} port {code(broker.port)}, topic {code(topic)}"
         )
 
 
