@@ -28,7 +28,7 @@ deploy="${2:-$root/deploy}"
 
 # Keep in step with imu_har/ops/acl.py and imu_har/protocol/topics.py (tests check it).
 services="gateway windower classifier recorder dashboard workout trainer homeassistant"
-tools="monitor phone"
+tools="monitor phone hass"
 internal="$services monitor"
 reserved="service recorder classifier model windower gateway trainer workout dashboard homeassistant"
 

@@ -28,7 +28,7 @@ from imu_har.protocol.topics import DEFAULT_ROOT, RESERVED_NAMES, validate_root
 
 # Topics outside the root, named by other software (not protocol templates).
 SENSOR_LOGGER = "sensor-logger"  # the Sensor Logger phone app's default MQTT topic
-HOME_ASSISTANT = "homeassistant"  # Home Assistant's MQTT discovery prefix
+HOME_ASSISTANT = topics.HOME_ASSISTANT_PREFIX  # Home Assistant's MQTT discovery prefix
 ACCESS = ("read", "write", "readwrite", "deny")
 # Accounts of the services that run next to the broker (compose network, har up).
 SERVICE_ACCOUNTS = (
@@ -217,7 +217,7 @@ def accounts(root: str = DEFAULT_ROOT) -> list[Account]:
         ),
         Account(
             "homeassistant",
-            "Home Assistant bridge: discovery and state under its own prefix",
+            "the Home Assistant bridge: wearables in, discovery, state and events out",
             (
                 *_rules(
                     "read",
@@ -227,8 +227,15 @@ def accounts(root: str = DEFAULT_ROOT) -> list[Account]:
                     t.REP.subscription(root),
                     t.SET.subscription(root),
                     t.MODEL_SPEC.format(root),
+                    t.HA_STATUS.format(HOME_ASSISTANT),
                 ),
-                Rule("readwrite", f"{HOME_ASSISTANT}/#"),
+                *_rules(
+                    "write",
+                    t.HA_DISCOVERY.subscription(HOME_ASSISTANT),
+                    t.HA_STATE.subscription(root),
+                    t.HA_AVAILABILITY.subscription(root),
+                    t.HA_EVENT.subscription(root),
+                ),
                 *_status(root, "homeassistant"),
             ),
         ),
@@ -244,6 +251,22 @@ def accounts(root: str = DEFAULT_ROOT) -> list[Account]:
             "phone",
             "phones running Sensor Logger on its default topic (one at a time on the TLS port)",
             (Rule("write", SENSOR_LOGGER), *_not_a_device(root, "phone")),
+        ),
+        Account(
+            "hass",
+            "Home Assistant itself: MQTT discovery, the bridge's topics, its birth message",
+            (
+                *_rules(
+                    "read",
+                    f"{HOME_ASSISTANT}/#",
+                    t.HA_STATE.subscription(root),
+                    t.HA_AVAILABILITY.subscription(root),
+                    t.HA_EVENT.subscription(root),
+                    t.SERVICE_STATUS.format(root, service="homeassistant"),
+                ),
+                Rule("write", t.HA_STATUS.format(HOME_ASSISTANT)),
+                *_not_a_device(root, "hass"),
+            ),
         ),
     ]
 

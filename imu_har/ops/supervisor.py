@@ -186,6 +186,8 @@ class Supervisor:
 
 # -- what to run ------------------------------------------------------------------
 SERVICES = ("gateway", "windower", "classifier", "recorder", "dashboard")
+# Started only when asked for (har up --<name>), after the recorder.
+OPTIONAL_SERVICES = {"homeassistant": "the Home Assistant bridge (docs/homeassistant.md)"}
 # Names a service may use on its status topic besides its subcommand name.
 STATUS_ALIASES = {"ble_gateway": "gateway", "ble-gateway": "gateway"}
 DEFAULT_MODEL = Path("models") / "default"
@@ -221,6 +223,9 @@ def build_parser() -> argparse.ArgumentParser:
     for name in SERVICES:
         p.add_argument(f"--no-{name}", action="store_true", help=f"do not start the {name}")
         p.add_argument(f"--{name}-args", default="", metavar="ARGS", help=f"extra {name} flags")
+    for name, what in OPTIONAL_SERVICES.items():
+        p.add_argument(f"--{name}", action="store_true", help=f"also start {what}")
+        p.add_argument(f"--{name}-args", default="", metavar="ARGS", help=f"extra {name} flags")
     p.add_argument("--status-file", type=Path, help="keep a JSON file of service states/PIDs")
     p.add_argument("--startup-timeout", type=float, default=90.0, help="warn after (s)")
     p.add_argument("--stop-timeout", type=float, default=10.0, help="SIGKILL after (s)")
@@ -255,6 +260,7 @@ def plan(args: argparse.Namespace, model: Path | None) -> list[ServiceSpec]:
         specs.append(ServiceSpec("classifier", ["--model", str(model)]))
     if not args.no_recorder:
         specs.append(ServiceSpec("recorder", ["--data-dir", str(args.data_dir)]))
+    specs += [ServiceSpec(name, []) for name in OPTIONAL_SERVICES if getattr(args, name)]
     if not args.no_dashboard:
         port, address = args.dashboard_port, args.dashboard_address
         dash = ["--port", str(port), "--address", address, "--data-dir", str(args.data_dir)]

@@ -31,7 +31,7 @@ from tests.support.deploy import (
 
 pytestmark = pytest.mark.broker
 ACCOUNTS = [*PASSWORDS, *DEVICES]
-ON_TLS_ONLY = {"phone", *DEVICES}  # not in passwd-services
+ON_TLS_ONLY = {"phone", "hass", *DEVICES}  # not in passwd-services
 
 
 @pytest.fixture(scope="module")

@@ -35,7 +35,8 @@ SERVICE_KEYS = {
 }  # fmt: skip
 HEALTH_KEYS = {"test", "interval", "timeout", "retries", "start_period", "disable"}
 RESTART = {"no", "always", "on-failure", "unless-stopped"}
-LONG_RUNNING = ["gateway", "gateway-sim", "windower", "classifier", "recorder", "dashboard"]
+LONG_RUNNING = ["gateway", "gateway-sim", "windower", "classifier", "recorder", "dashboard",
+                "homeassistant"]  # fmt: skip
 
 
 @cache
@@ -192,6 +193,7 @@ def test_profiles_gateway_hardware_access_and_ports() -> None:
     assert sim["command"][:4] == ["har", "gateway", "--source", "sim"]
     assert gateway["environment"]["HAR_MQTT_HOST"] == "127.0.0.1"  # host network: published port
     assert services["trainer"]["profiles"] == ["train"]
+    assert services["homeassistant"]["profiles"] == ["homeassistant"]
     unprofiled = {n for n, s in services.items() if "profiles" not in s}
     assert unprofiled == {"mosquitto", "windower", "classifier", "recorder", "dashboard"}
     dashboard_ports = [interpolate(p, {}) for p in services["dashboard"]["ports"]]
@@ -227,7 +229,7 @@ def _help(subcommand: str) -> str:
 
 
 @pytest.mark.parametrize("service", ["gateway", "gateway-sim", "windower", "classifier",
-                                     "recorder", "dashboard", "trainer"])  # fmt: skip
+                                     "recorder", "dashboard", "homeassistant", "trainer"])  # fmt: skip
 def test_each_service_runs_a_real_har_subcommand_with_known_flags(service: str) -> None:
     command = [interpolate(part, env_example()) for part in har_services()[service]["command"]]
     assert command[0] == "har" and command[1] in commands(), command

@@ -47,6 +47,7 @@ PASSWORDS = {
     "homeassistant": "ha-pass",
     "monitor": "mo-pass",
     "phone": "ph-pass",
+    "hass": "hs-pass",
 }
 DEVICES = {"wrist-1": "wrist-pass", "ankle-2": "ankle-pass"}
 LOGIN_PASSWORD = "login-pass"  # noqa: S105 (a test password: the dashboard's user admin)
@@ -325,6 +326,9 @@ SAMPLE_TOPICS = [
     "har/monitor/imu", "har/monitor/status", "har/phone/imu", "har/phone/status",
     "sensor-logger", "sensor-logger/wrist-1", "sensor-logger/ankle-2", "sensor-logger/phone",
     "homeassistant/status", "homeassistant/sensor/wrist-1/config", "other/topic",
+    "homeassistant/device/imuhar__har__wrist-1/config", "har/homeassistant/wrist-1/state",
+    "har/homeassistant/wrist-1/availability", "har/homeassistant/wrist-1/event",
+    "har/hass/imu", "har/hass/status", "har/hass/prediction", "sensor-logger/hass",
 ]  # fmt: skip
 
 

@@ -1,0 +1,89 @@
+"""``har up --homeassistant``: the bridge starts under the launcher, with its own broker account.
+
+The launcher's private Mosquitto gives every service the deployment's ACL
+(imu_har/ops/acl.py): the bridge must read the simulated wearables' statuses and
+publish their availability with exactly the rights of its ``homeassistant``
+account. An anonymous client (it may read ``har/#``) watches.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from imu_har.ops.supervisor import build_parser, plan
+from imu_har.protocol import topics
+from imu_har.runtime.client import Collector, connect
+
+pytestmark = [pytest.mark.slow, pytest.mark.broker]
+HAR = [sys.executable, "-m", "imu_har.ops.cli"]
+
+
+def test_har_up_starts_the_bridge_and_it_serves_the_wearables(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HAR_")}
+    cmd = [*HAR, "up", "--homeassistant", "--devices", "2", "--data-dir", str(tmp_path / "data")]
+    cmd += ["--no-classifier", "--no-recorder", "--no-dashboard", "--no-windower"]
+    proc = subprocess.Popen(
+        cmd,
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # its own process group, stopped as a whole
+    )
+    lines: list[str] = []
+    port_known, online = threading.Event(), threading.Event()
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+            if "private Mosquitto on" in line:
+                port_known.set()
+            if "homeassistant online" in line:
+                online.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    client = None
+    try:
+        assert port_known.wait(20), "".join(lines[-30:])
+        port = int(next(x for x in lines if "private Mosquitto on" in x).rsplit(":", 1)[1])
+        assert online.wait(60), "".join(lines[-30:])
+        client = connect("127.0.0.1", port)  # anonymous: reads har/#
+        statuses = Collector(client, topics.DEVICE_STATUS.subscription("har"))
+        availability = Collector(client, topics.HA_AVAILABILITY.subscription("har"))
+
+        def devices(ms: list[Any]) -> set[str]:
+            return {json.loads(m.payload)["device"] for m in ms if m.payload}
+
+        wearables = devices(statuses.wait_for(20, predicate=lambda ms: len(devices(ms)) == 2))
+        wanted = {topics.HA_AVAILABILITY.format("har", device=d) for d in wearables}
+
+        def available(ms: list[Any]) -> bool:
+            return wanted <= {m.topic for m in ms if m.payload == b"online"}
+
+        assert available(availability.wait_for(30, predicate=available)), "".join(lines[-30:])
+    finally:
+        if client is not None:
+            client.loop_stop()
+            client.disconnect()
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(30)
+
+
+def test_the_bridge_runs_only_when_asked_for_with_its_extra_flags() -> None:
+    parser = build_parser()
+    assert "homeassistant" not in [s.name for s in plan(parser.parse_args([]), None)]
+    args = parser.parse_args(["--homeassistant", "--homeassistant-args", "--max-state-rate 0.5"])
+    specs = {s.name: s.args for s in plan(args, None)}
+    assert specs["homeassistant"] == ["--max-state-rate", "0.5"]
+    assert list(specs).index("homeassistant") == list(specs).index("recorder") + 1
