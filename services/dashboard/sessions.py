@@ -44,6 +44,17 @@ class SessionInfo:
     manifest: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
 
+    @property
+    def excluded(self) -> bool:
+        """Left out of training (the manifest's ``excluded``, set by the recorder)."""
+        return self.manifest.get("excluded") is True
+
+    @property
+    def reps(self) -> int | None:
+        """Repetitions the person counted, if entered."""
+        reps = self.manifest.get("reps")
+        return reps if isinstance(reps, int) and not isinstance(reps, bool) else None
+
 
 def _partition(path: Path, key: str) -> str:
     for part in path.parts:
@@ -114,7 +125,8 @@ def find_sessions(data_dir: Path) -> list[SessionInfo]:
         match = _PART.match(path.stem)
         groups.setdefault(match.group(1) if match else path.stem, []).append(path)
     newest = sorted(groups.items(), key=lambda item: _mtime(item[1][0]), reverse=True)
-    return [read_session_info(Path(data_dir), s, p) for s, p in newest[:MAX_SESSIONS]]
+    found = [read_session_info(Path(data_dir), s, p) for s, p in newest[:MAX_SESSIONS]]
+    return [s for s in found if s.manifest.get("deleting") is not True]  # a delete under way
 
 
 def _regular_file_inside(path: Path, base: Path) -> bool:
@@ -158,12 +170,17 @@ def sessions_table(sessions: list[SessionInfo]) -> pd.DataFrame:
                 "subject": s.subject,
                 "rows": s.rows,
                 "duration_s": None if s.duration is None else round(s.duration, 1),
+                "reps": s.reps,
+                "excluded": s.excluded,
                 "error": s.error or "",
             }
             for s in sessions
         ],
-        columns=["session", "date", "device", "label", "subject", "rows", "duration_s", "error"],
-    )
+        columns=[
+            "session", "date", "device", "label", "subject", "rows", "duration_s", "reps",
+            "excluded", "error",
+        ],
+    )  # fmt: skip
 
 
 def label_counts(sessions: list[SessionInfo]) -> pd.DataFrame:

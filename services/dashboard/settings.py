@@ -29,6 +29,10 @@ class DashboardSettings(MqttSettings):
         default="127.0.0.1", description="Address to serve on (0.0.0.0 for the whole network)"
     )
     data_dir: Path = Field(default=Path("data"), description="Recorder data directory")
+    models_dir: Path = Field(
+        default=Path("models"),
+        description="Model artifacts (the trainer's), read when the trainer is not online",
+    )
     refresh: float = Field(default=1.0, ge=0.2, le=60, description="Page refresh period (s)")
     history: float = Field(default=10.0, gt=0, le=600, description="Seconds of IMU data plotted")
     max_devices: int = Field(default=32, ge=1, le=1000, description="Most devices tracked at once")

@@ -30,13 +30,16 @@ from imu_har.protocol.messages import (
     ServiceStatus,
 )
 from imu_har.protocol.model_spec import ModelSpec
+from imu_har.protocol.trainer import TrainerStatus
 from services.dashboard.devices import DeviceState, DeviceView, Limits, PlotFrame
+from services.dashboard.models import live_path
 
 __all__ = ["DeviceView", "Limits", "PlotFrame", "Reply", "Store"]
 
 MAX_SERVICES = 64
 MAX_REPLIES = 50
 MAX_IGNORED = 32  # distinct last topic levels counted as ignored
+MAX_MODEL_HISTORY = 16  # artifact paths the classifier served, newest last (for roll back)
 
 
 def service_name(name: str) -> str:
@@ -78,6 +81,10 @@ class Store:
         self.services: dict[str, ServiceStatus] = {}
         self.model_spec: ModelSpec | None = None
         self.recorder_status: RecorderStatus | None = None
+        self.trainer_status: TrainerStatus | None = None
+        # Artifact paths the classifier served, in order (from its status): "roll back" reloads
+        # the one before the live one. Its own previous_model is a name, and only kept briefly.
+        self.model_history: deque[str] = deque(maxlen=MAX_MODEL_HISTORY)
         self.replies: deque[Reply] = deque(maxlen=MAX_REPLIES)
         self.malformed: Counter[str] = Counter()
         self.ignored: Counter[str] = Counter()  # valid traffic the dashboard does not show
@@ -88,8 +95,14 @@ class Store:
             topics.RECORDER_STATUS.format(root): self._on_recorder_status,
             topics.RECORDER_REPLY.format(root): self._on_reply,
             topics.CLASSIFIER_REPLY.format(root): self._on_reply,
+            topics.TRAINER_STATUS.format(root): self._on_trainer_status,
+            topics.TRAINER_REPLY.format(root): self._on_reply,
         }
-        self._commands = {topics.RECORDER_CMD.format(root), topics.CLASSIFIER_CMD.format(root)}
+        self._commands = {
+            topics.RECORDER_CMD.format(root),
+            topics.CLASSIFIER_CMD.format(root),
+            topics.TRAINER_CMD.format(root),
+        }
         self._device_kinds: list[tuple[Callable[[str], str | None], Any]] = [
             (topics.IMU.splitter(root), self._on_frame),
             (topics.WINDOW.splitter(root), self._on_window),
@@ -208,9 +221,17 @@ class Store:
         if name not in self.services and len(self.services) >= MAX_SERVICES:
             raise PayloadError("too_many_services", "service table is full")
         self.services[name] = status
+        if name == "classifier":
+            path = live_path(status.details)
+            fresh = not self.model_history or self.model_history[-1] != path
+            if path is not None and len(path) <= 4096 and fresh:
+                self.model_history.append(path)
 
     def _on_model_spec(self, _t: str, payload: bytes, _n: float, _c: bytes | None) -> None:
         self.model_spec = ModelSpec.from_payload(payload) if payload else None
+
+    def _on_trainer_status(self, _t: str, payload: bytes, _n: float, _c: bytes | None) -> None:
+        self.trainer_status = TrainerStatus.from_payload(payload) if payload else None
 
     def _on_recorder_status(self, _t: str, payload: bytes, _n: float, _c: bytes | None) -> None:
         if not payload:
@@ -259,6 +280,8 @@ class Store:
                 "services": dict(self.services),
                 "model_spec": self.model_spec,
                 "recorder_status": self.recorder_status,
+                "trainer_status": self.trainer_status,
+                "model_history": list(self.model_history),
                 "replies": list(self.replies),
                 "malformed": dict(self.malformed),
                 "ignored": dict(self.ignored),

@@ -53,7 +53,8 @@ else:
             st.Page(
                 HERE / "views" / "sessions.py", title="Sessions", icon=":material/folder_open:"
             ),
-            st.Page(HERE / "views" / "model.py", title="Model", icon=":material/model_training:"),
+            st.Page(HERE / "views" / "train.py", title="Train", icon=":material/model_training:"),
+            st.Page(HERE / "views" / "models.py", title="Models", icon=":material/deployed_code:"),
             st.Page(HERE / "views" / "phone.py", title="Phone", icon=":material/smartphone:"),
             st.Page(HERE / "views" / "system.py", title="System", icon=":material/dns:"),
         ]

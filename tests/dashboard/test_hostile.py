@@ -118,7 +118,7 @@ def test_markdown_in_messages_is_shown_as_text(dashboard_settings, mqtt_client):
         wait_until(lambda: conn.store.snapshot()["model_spec"] is not None)
         wait_until(lambda: "classifier" in conn.store.snapshot()["services"])
         wait_until(lambda: any("!" in k for k in conn.store.snapshot()["ignored"]))
-        for page in ("live", "model", "system"):
+        for page in ("live", "models", "system"):
             at.switch_page(f"views/{page}.py").run()
             assert not at.exception, page
             shown = markdown_shown(at)

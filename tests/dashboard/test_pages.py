@@ -48,7 +48,7 @@ def test_live_page_waits_when_no_device(dashboard_settings, monkeypatch):
 
 
 def test_model_page_shows_spec_metrics_confusion_and_classifier(dashboard_settings, mqtt_client):
-    at = app("model")
+    at = app("models")
     conn = connection_of(dashboard_settings)
     pub.publish(mqtt_client, "har/model/spec", pub.model_spec().to_payload(), retain=True)
     status = pub.service_status("classifier")

@@ -6,7 +6,7 @@ import streamlit as st
 
 from services.dashboard import charts, ui
 from services.dashboard.store import DeviceView
-from services.dashboard.text import md
+from services.dashboard.text import code, md
 
 MAX_SHOWN = 4
 config = ui.settings()
@@ -24,6 +24,7 @@ def render_device(view: DeviceView, now: float) -> None:
     if latest is not None:
         cols[0].metric("Exercise", md(latest.smoothed_label), help="Smoothed over recent windows")
         cols[1].metric("Confidence", f"{latest.confidence:.0%}", help=f"Raw: {md(latest.label)}")
+        st.caption(f"Model {code(latest.model)} · version {code(latest.model_version[:12])}")
     else:
         cols[0].metric("Exercise", "—", help="No prediction yet")
         cols[1].metric("Confidence", "—")
