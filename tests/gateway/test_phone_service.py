@@ -332,3 +332,24 @@ def test_a_model_needing_channels_a_phone_lacks_says_so(broker, run_service, mqt
     assert status.channels == ["acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z"]
     assert "channel_mismatch" in (status.error or "")
     mqtt_client.publish("har/service/classifier/status", b"", qos=1, retain=True)
+
+
+def test_start_up_problems_stop_the_gateway_before_it_connects(tmp_path):  # type: ignore[no-untyped-def]
+    from imu_har.runtime.skeleton import StartupError
+
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    port = busy.getsockname()[1]
+    base = {"source": "phone", "phone_host": "127.0.0.1", "phone_dir": tmp_path / "phone"}
+    try:
+        with pytest.raises(StartupError, match="Address already in use"):
+            build(GatewaySettings(**base, phone_https_port=0, phone_http_port=port))
+    finally:
+        busy.close()
+    with pytest.raises(StartupError, match="go together"):
+        build(GatewaySettings(**base, phone_cert=tmp_path / "c.pem"))
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "token").write_text("../../etc/passwd\n")
+    with pytest.raises(StartupError, match="does not hold a token"):
+        build(GatewaySettings(**{**base, "phone_dir": tmp_path / "bad"}, phone_http_port=0))
