@@ -17,10 +17,12 @@ import numpy as np
 import pyarrow as pa
 
 from imu_har.protocol.codec import DEFAULT_CHANNELS
+from imu_har.sim.realism import BoutPlan, Realism
 from imu_har.sim.wearable import (
     ACTIVITIES,
     LABELS,
     REST,
+    Style,
     WearableFleet,
     WearerProfile,
     label_index,
@@ -31,7 +33,10 @@ __all__ = [
     "ACTIVITIES",
     "LABELS",
     "REST",
+    "BoutPlan",
+    "Realism",
     "Schedule",
+    "Style",
     "WearableFleet",
     "WearableSimulator",
     "WearerProfile",
@@ -48,7 +53,11 @@ Schedule = list[tuple[str, float]]
 
 
 class WearableSimulator:
-    """One simulated wearable; consecutive calls continue the same signal."""
+    """One simulated wearable; consecutive calls continue the same signal.
+
+    ``style="realistic"`` plays realistic sets (:mod:`imu_har.sim.realism`);
+    :attr:`plan` is then the current bout's plan (repetition end times, form).
+    """
 
     def __init__(
         self,
@@ -56,6 +65,8 @@ class WearableSimulator:
         rate: float = 50.0,
         rng: np.random.Generator | None = None,
         seed: int | None = None,
+        style: Style = "steady",
+        realism: Realism | None = None,
     ) -> None:
         if rng is not None and seed is None:
             seed = int(rng.integers(0, 2**63 - 1))
@@ -63,12 +74,17 @@ class WearableSimulator:
             profile = random_profile(np.random.default_rng(seed))
         self.profile = profile
         self.rate = float(rate)
-        self._fleet = WearableFleet([self.profile], rate, seed)
+        self._fleet = WearableFleet([self.profile], rate, seed, style, realism)
 
     @property
     def time(self) -> float:
         """Simulated time (s) of the next sample."""
         return self._fleet.time
+
+    @property
+    def plan(self) -> BoutPlan | None:
+        """The current bout's realistic plan (None in the steady style or before a bout)."""
+        return self._fleet.plans[0]
 
     def next_samples(self, label: str, n: int) -> tuple[np.ndarray, np.ndarray]:
         """The next ``n`` samples: float32 (n, 9) in g, deg/s, uT, and reps (n,) in this bout."""

@@ -15,6 +15,10 @@ physics is deliberately simple but consistent:
   pitch and reduced range; jerky partial sit-ups with a neck wobble).
 * Each wearer (:class:`WearerProfile`) differs in amplitude, cadence, sensor
   placement, noise, biases and magnetic heading.
+* ``style="steady"`` (the default) moves at a smooth cadence from the first to
+  the last sample of a bout; ``style="realistic"`` plays sets as people do them
+  (set-up moves, uneven repetitions, pauses, partial repetitions, failing form:
+  :mod:`imu_har.sim.realism`), with each counted repetition's end time known.
 
 Sensor frame: x along the spine toward the head, z out of the chest, y to the
 wearer's left. Units are the default ones: g, deg/s, uT. Every quantity is a
@@ -26,8 +30,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
+
+from imu_har.sim import realism as _realism
 
 ACTIVITIES: tuple[str, ...] = (
     "Pushup",
@@ -61,6 +68,7 @@ _POSTURE_TAU = 0.6  # s, time constant of posture changes between bouts
 _ONSET_TAU = 0.4  # s, time for a new exercise to reach full range
 _MOD_DEPTH, _MOD_PERIOD = 0.06, 9.0  # slow cadence variation
 _NOISE = np.array([0.02] * 3 + [1.0] * 3 + [0.8] * 3)  # per-channel noise std at level 1
+Style = Literal["steady", "realistic"]
 
 
 @dataclass(frozen=True)
@@ -114,10 +122,23 @@ class WearableFleet:
     """Many simulated wearables advanced together (vectorized over devices)."""
 
     def __init__(
-        self, profiles: Sequence[WearerProfile], rate: float = 50.0, seed: int | None = 0
+        self,
+        profiles: Sequence[WearerProfile],
+        rate: float = 50.0,
+        seed: int | None = 0,
+        style: Style = "steady",
+        realism: _realism.Realism | None = None,
     ) -> None:
         if rate <= 0:
             raise ValueError("rate must be positive")
+        if style not in ("steady", "realistic"):
+            raise ValueError(f"unknown simulator style {style!r}")
+        self.style = style
+        self.realism = realism or _realism.Realism()
+        # Realistic plans draw from their own streams: the sensor noise stays as it was.
+        plan_seeds = np.random.SeedSequence(seed, spawn_key=(1,)).spawn(len(profiles))
+        self._plan_rngs = [np.random.default_rng(s) for s in plan_seeds]
+        self.plans: list[_realism.BoutPlan | None] = [None] * len(profiles)
         self.rate = float(rate)
         self.profiles = list(profiles)
         d = len(self.profiles)
@@ -162,9 +183,17 @@ class WearableFleet:
         samples = self._sense(t)
         for i, rng in enumerate(self._rngs):
             samples[i] += rng.standard_normal((n, 9)) * self._noise[i]
-        reps = np.floor(self._phase(t[None, :])).astype(np.int64)
+        if self.style == "realistic":
+            reps = np.stack([self._plan(i).reps_at(t) for i in range(len(self))]).astype(np.int64)
+        else:
+            reps = np.floor(self._phase(t[None, :])).astype(np.int64)
         reps[self._label == len(ACTIVITIES)] = 0
         return samples.astype(np.float32), reps
+
+    def _plan(self, i: int) -> _realism.BoutPlan:
+        plan = self.plans[i]
+        assert plan is not None, "no bout started"
+        return plan
 
     def _switch(self, new: np.ndarray) -> None:
         """Start a new bout on devices whose label changed; posture eases from where it was."""
@@ -172,12 +201,39 @@ class WearableFleet:
         if not changed.any():
             return
         now = self.time
+        if self.style == "realistic":
+            self._replan(np.flatnonzero(changed), new, now)
         current = self._base(np.full((len(self), 1), now))[:, 0]
         start = np.where(self._label < 0, _PARAMS[new, _BASE], current)
         self._posture_ref = np.where(changed, start, self._posture_ref)
         self._posture_time = np.where(changed, now, self._posture_time)
         self._bout_start = np.where(changed, now, self._bout_start)
         self._label = new
+
+    def _replan(self, devices: np.ndarray, new: np.ndarray, now: float) -> None:
+        """Draw realistic plans for the devices starting a bout; posture goes on smoothly."""
+        for i in devices.tolist():
+            old = self.plans[i]
+            posture = _PARAMS[new[i], _BASE] if old is None else old.base(np.array([now]))[0]
+            self.plans[i] = _realism.plan_bout(
+                self._plan_rngs[i],
+                _PARAMS,
+                LABELS,
+                int(new[i]),
+                len(ACTIVITIES),
+                now,
+                float(posture),
+                float(self._cad[i]),
+                self.realism,
+            )
+
+    def _realistic(self, t: np.ndarray) -> list[np.ndarray]:
+        """Pitch, roll, yaw offset (deg), travel (m), jump force (g), each (devices, n)."""
+        parts = [
+            _realism.evaluate(self._plan(i), _PARAMS, t[i], float(self._amp[i]))
+            for i in range(len(self))
+        ]
+        return [np.stack(x) for x in zip(*parts, strict=True)]
 
     def _param(self, column: int) -> np.ndarray:
         return _PARAMS[self._label, column][:, None]
@@ -197,6 +253,10 @@ class WearableFleet:
 
     def _kinematics(self, t: np.ndarray) -> tuple[np.ndarray, ...]:
         """Pitch, roll, yaw (rad) and vertical displacement (m), each (devices, n)."""
+        if self.style == "realistic":
+            pitch, roll, yaw, travel, _ = self._realistic(t)
+            yaw = yaw + np.degrees(self._heading)[:, None]
+            return np.radians(pitch), np.radians(roll), np.radians(yaw), travel
         phase = self._phase(t)
         onset = 1 - np.exp(-(t - self._bout_start[:, None]) / _ONSET_TAU)
         amp = self._amp[:, None] * onset
@@ -235,6 +295,8 @@ class WearableFleet:
 
     def _jump(self, t: np.ndarray) -> np.ndarray:
         """Extra vertical specific force (g) of jumping: push-off, flight at 0 g, landing impact."""
+        if self.style == "realistic":
+            return self._realistic(t)[4]
         phase = self._phase(t) % 1.0
         contact = 0.4
         push = np.where(phase < contact, np.pi / (2 * contact) * np.sin(np.pi * phase / contact), 0)
