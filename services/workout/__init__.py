@@ -1,0 +1,1 @@
+"""Workout service: sets, repetitions and form from frames and predictions (har workout)."""

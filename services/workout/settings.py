@@ -1,0 +1,92 @@
+"""Settings of ``har workout``: every default is declared here, and only here.
+
+The pure core (:mod:`services.workout.core`) takes these settings; ``har reps``
+builds them with their defaults. Flags, ``HAR_*`` environment variables and
+``--config`` files are generated from them (:mod:`imu_har.runtime.settings`).
+The numbers were tuned on simulated wearers (bench/bench_workout.py, tuning
+seeds only; docs/workout.md).
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from imu_har.runtime.settings import MqttSettings
+
+
+class WorkoutSettings(MqttSettings):
+    """Settings of ``har workout``."""
+
+    # -- recognising a set -------------------------------------------------------------
+    rest_labels: list[str] = Field(
+        default=["rest", "unknown", "idle", "null"], description="Labels that mean no exercise"
+    )
+    alternating: list[str] = Field(
+        default=["Lunge"], description="Exercises whose repetitions alternate sides"
+    )
+    start_probability: float = Field(
+        default=0.5, gt=0, le=1, description="An exercise's probability that may start a set"
+    )
+    start_predictions: int = Field(
+        default=3, ge=1, le=20, description="Consecutive predictions of it that start a set"
+    )
+    start_reps: int = Field(
+        default=2, ge=1, le=10, description="Repetitions seen before a set starts (periodic)"
+    )
+    end_predictions: int = Field(
+        default=3, ge=1, le=20, description="Consecutive predictions of rest or another exercise"
+    )
+    end_probability: float = Field(
+        default=0.6, gt=0, le=1, description="... with at least this probability, end a set"
+    )
+    rest_seconds: float = Field(
+        default=7.5, gt=0, le=600, description="No repetition this long while resting ends a set"
+    )
+    max_pause: float = Field(
+        default=12.0, gt=0, le=600, description="No repetition this long ends a set (s)"
+    )
+    rival_margin: float = Field(
+        default=0.6,
+        ge=0,
+        le=1,
+        description="A rep is not counted when another exercise is this much likelier over it",
+    )
+    form_wait: float = Field(
+        default=0.8, ge=0, le=10, description="Wait for a window covering a rep to judge form (s)"
+    )
+    # -- the signal ----------------------------------------------------------------------
+    channels: list[str] = Field(
+        default=["acc_x", "acc_y", "acc_z"], description="Accelerometer channels, x y z"
+    )
+    signal_rate: float = Field(
+        default=25.0, ge=10, le=100, description="Rate (Hz) repetitions are counted at"
+    )
+    history: float = Field(
+        default=12.0, ge=4, le=60, description="Seconds of signal kept to start a set"
+    )
+    max_gap: float = Field(default=1.0, gt=0, le=60, description="A gap (s) restarts the signal")
+    # -- bounds --------------------------------------------------------------------------
+    min_rate: float = Field(default=5.0, gt=0, description="Refuse frames slower than this (Hz)")
+    max_rate: float = Field(
+        default=1000.0, gt=0, le=10_000, description="Refuse frames faster than this (Hz)"
+    )
+    max_frame_seconds: float = Field(
+        default=10.0, gt=0, description="Refuse a frame spanning longer than this (s)"
+    )
+    max_clock_skew: float = Field(
+        default=10.0, gt=0, description="Refuse input stamped this far (s) in our future"
+    )
+    max_age: float = Field(
+        default=3600.0, gt=0, description="Refuse input stamped this long (s) ago"
+    )
+    max_labels: int = Field(default=64, ge=1, le=1024, description="Most classes in one prediction")
+    max_devices: int = Field(default=10_000, ge=1, description="Most devices tracked at once")
+    idle_timeout: float = Field(
+        default=120.0, gt=0, description="End a silent device's set and drop its signal (s)"
+    )
+    forget_after: float = Field(
+        default=86_400.0, gt=0, description="Forget a silent device's totals after (s)"
+    )
+    max_batch: int = Field(
+        default=512, ge=1, le=100_000, description="Most messages handled in one batch"
+    )
