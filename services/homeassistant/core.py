@@ -33,7 +33,7 @@ from imu_har.protocol.workout import RepEvent, SetEvent, WorkoutState, check_exe
 from services.homeassistant import discovery
 from services.homeassistant.ids import node_id
 from services.homeassistant.settings import HomeAssistantSettings
-from services.homeassistant.wearable import Wearable, day_of
+from services.homeassistant.wearable import Wearable, day_of, source_of
 
 logger = logging.getLogger(__name__)
 SERVICE = "homeassistant"  # the service's name: its status topic is the bridge's availability
@@ -81,8 +81,8 @@ class Bridge:
             if w is None:
                 return out
             w.link, w.link_at = status.state, seen
-            if status.source != w.source:
-                w.source = status.source
+            if source_of(status) != w.source:
+                w.source = source_of(status)
                 out += self._discovery(w, now)
         out += self._availability(w, now)
         return out + self._changed(w, now)
@@ -229,7 +229,7 @@ class Bridge:
             raise PayloadError("too_many_devices", f"{self.s.max_wearables} wearables already")
         w = self.wearables[device] = Wearable(device, node_id(self.root, device), seen)
         if status is not None:  # announced as it is, not as disconnected first
-            w.source, w.link, w.link_at = status.source, status.state, seen
+            w.source, w.link, w.link_at = source_of(status), status.state, seen
         w.event_tokens, w.event_at = max(1.0, self.s.max_event_rate), now
         logger.info("wearable %r appears in Home Assistant as %s", device, w.node)
         self.counts["wearables_added"] += 1

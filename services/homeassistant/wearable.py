@@ -12,8 +12,15 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from imu_har.protocol.messages import DeviceStatus
+
 ONLINE_LINKS = frozenset({"connected", "streaming"})
 SOURCES = {"ble": "Bluetooth LE", "sim": "simulated", "replay": "replayed", "phone": "phone"}
+
+
+def source_of(status: DeviceStatus) -> str:
+    """The status's source if it is a known one, else ``other`` (no untrusted text is kept)."""
+    return status.source if status.source in SOURCES else "other"
 
 
 def day_of(t: float) -> str:

@@ -202,3 +202,13 @@ def test_bounds_refuse_before_changing_anything() -> None:
     with pytest.raises(PayloadError) as caught:
         core.spec(spec.model_copy(update={"labels": ["ok", "<script>"]}), T0)
     assert caught.value.reason == "bad_label" and "Squat" not in core.options
+
+
+def test_a_wearable_keeps_no_untrusted_text_but_its_id() -> None:
+    core = bridge()
+    huge = DeviceStatus(device=DEV, state="streaming", source="x" * 200_000)
+    out = core.status(DEV, huge, T0, retained=False)
+    assert core.wearables[DEV].source == "other"
+    assert json.loads(on(out, CONFIG)[0])["device"]["model"] == "IMU wearable (other source)"
+    assert on(core.status(DEV, status(), T0 + 1, False), CONFIG)  # sim: the model changes
+    assert core.wearables[DEV].source == "sim"
