@@ -185,7 +185,7 @@ class Supervisor:
 
 
 # -- what to run ------------------------------------------------------------------
-SERVICES = ("gateway", "windower", "classifier", "recorder", "dashboard")
+SERVICES = ("gateway", "windower", "classifier", "recorder", "trainer", "dashboard")
 # Started only when asked for (har up --<name>), after the recorder.
 OPTIONAL_SERVICES = {"homeassistant": "the Home Assistant bridge (docs/homeassistant.md)"}
 # Names a service may use on its status topic besides its subcommand name.
@@ -260,10 +260,17 @@ def plan(args: argparse.Namespace, model: Path | None) -> list[ServiceSpec]:
         specs.append(ServiceSpec("classifier", ["--model", str(model)]))
     if not args.no_recorder:
         specs.append(ServiceSpec("recorder", ["--data-dir", str(args.data_dir)]))
+    # The trainer writes where the classifier may reload from: its --model-root defaults to
+    # the served model's parent (models/), so Activate on the dashboard's Models page works.
+    models_dir = model.parent if model is not None else DEFAULT_MODEL.parent
+    if not args.no_trainer:
+        trainer = ["--data-dir", str(args.data_dir), "--models-dir", str(models_dir)]
+        specs.append(ServiceSpec("trainer", trainer))
     specs += [ServiceSpec(name, []) for name in OPTIONAL_SERVICES if getattr(args, name)]
     if not args.no_dashboard:
         port, address = args.dashboard_port, args.dashboard_address
         dash = ["--port", str(port), "--address", address, "--data-dir", str(args.data_dir)]
+        dash += ["--models-dir", str(models_dir)]
         host = "127.0.0.1" if address in {"0.0.0.0", "::"} else address
         specs.append(ServiceSpec("dashboard", dash, f"http://{host}:{port}/_stcore/health"))
     for spec in specs:

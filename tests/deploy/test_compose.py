@@ -36,7 +36,7 @@ SERVICE_KEYS = {
 HEALTH_KEYS = {"test", "interval", "timeout", "retries", "start_period", "disable"}
 RESTART = {"no", "always", "on-failure", "unless-stopped"}
 LONG_RUNNING = ["gateway", "gateway-sim", "windower", "classifier", "recorder", "dashboard",
-                "homeassistant"]  # fmt: skip
+                "homeassistant", "trainer"]  # fmt: skip
 
 
 @cache
@@ -192,10 +192,11 @@ def test_profiles_gateway_hardware_access_and_ports() -> None:
     assert gateway["command"][:4] == ["har", "gateway", "--source", "ble"]
     assert sim["command"][:4] == ["har", "gateway", "--source", "sim"]
     assert gateway["environment"]["HAR_MQTT_HOST"] == "127.0.0.1"  # host network: published port
-    assert services["trainer"]["profiles"] == ["train"]
     assert services["homeassistant"]["profiles"] == ["homeassistant"]
     unprofiled = {n for n, s in services.items() if "profiles" not in s}
-    assert unprofiled == {"mosquitto", "windower", "classifier", "recorder", "dashboard"}
+    assert unprofiled == {
+        "mosquitto", "windower", "classifier", "recorder", "dashboard", "trainer"
+    }  # fmt: skip
     dashboard_ports = [interpolate(p, {}) for p in services["dashboard"]["ports"]]
     assert dashboard_ports == ["127.0.0.1:8501:8501"]
     assert "--port" in services["dashboard"]["command"]
@@ -216,6 +217,12 @@ def test_volumes_persist_recordings_and_models() -> None:
     recorder = services["recorder"]["command"]
     assert recorder[recorder.index("--data-dir") + 1] == "/data"
     assert "models:/models" in services["classifier"]["volumes"]
+    # The trainer writes into the classifier's reload root and only reads the recordings.
+    trainer, classifier = services["trainer"]["command"], services["classifier"]["command"]
+    assert {"recordings:/data:ro", "models:/models"} <= set(services["trainer"]["volumes"])
+    assert trainer[trainer.index("--models-dir") + 1] == "/models"
+    assert classifier[classifier.index("--model-root") + 1] == "/models"
+    assert "models:/models:ro" in services["dashboard"]["volumes"]
     assert "mosquitto-data:/mosquitto/data" in services["mosquitto"]["volumes"]
 
 

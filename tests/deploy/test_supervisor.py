@@ -98,10 +98,14 @@ def _args(*argv: str) -> argparse.Namespace:
 def test_plan_runs_every_service_with_the_agreed_commands(tmp_path) -> None:  # type: ignore[no-untyped-def]
     specs = plan(_args("--devices", "2", "--data-dir", str(tmp_path)), tmp_path / "model")
     commands = {s.name: s.args for s in specs}
-    assert list(commands) == ["gateway", "windower", "classifier", "recorder", "dashboard"]
+    assert list(commands) == [
+        "gateway", "windower", "classifier", "recorder", "trainer", "dashboard"
+    ]  # fmt: skip
     assert commands["gateway"] == ["--source", "sim", "--devices", "2"]
     assert commands["classifier"] == ["--model", str(tmp_path / "model")]
     assert commands["recorder"] == ["--data-dir", str(tmp_path)]
+    # the trainer writes into the classifier's reload root (the served model's parent)
+    assert commands["trainer"] == ["--data-dir", str(tmp_path), "--models-dir", str(tmp_path)]
     assert commands["dashboard"][:2] == ["--port", "8501"]
     dashboard = specs[-1]
     assert dashboard.health_url == "http://127.0.0.1:8501/_stcore/health"
@@ -109,7 +113,7 @@ def test_plan_runs_every_service_with_the_agreed_commands(tmp_path) -> None:  # 
 
 def test_plan_disables_parts_and_passes_extra_flags_through() -> None:
     extra = ["--windower-args", "--hop 10 --length 40"]
-    args = _args("--source", "ble", "--no-dashboard", "--no-recorder", *extra)
+    args = _args("--source", "ble", "--no-dashboard", "--no-recorder", "--no-trainer", *extra)
     specs = plan(args, None)  # no model: no classifier
     assert [s.name for s in specs] == ["gateway", "windower"]
     assert specs[0].args == ["--source", "ble"]  # --devices is for simulated wearables only
