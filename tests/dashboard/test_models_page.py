@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from imu_har.protocol.model_spec import SPEC_FILE
+from services.trainer.app import build as build_trainer
+from services.trainer.settings import TrainerSettings
 from tests.support.classifier import start_classifier
 from tests.support.dashboard import REPO, app, connection_of, metrics, texts, wait_until
 
@@ -49,6 +51,11 @@ def models(dashboard_settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     return folder
 
 
+def page_connection(dashboard_settings, models_dir: Path):  # type: ignore[no-untyped-def]
+    """The connection the pages made (their settings name ``models_dir``)."""
+    return connection_of(dashboard_settings.model_copy(update={"models_dir": models_dir}))
+
+
 def live_version(conn) -> str | None:  # type: ignore[no-untyped-def]
     status = conn.store.snapshot()["services"].get("classifier")
     model = status.details.get("model") if status is not None else None
@@ -62,7 +69,7 @@ def test_activate_and_roll_back_on_the_real_classifier(
     new = artifact(models, "legs", "1e9s1e9s1e9s1e9s", **cv_metrics())
     (models / ".partial-x").mkdir()  # a save under way is not listed
     classifier = start_classifier(broker, run_service, old, model_root=models)
-    conn = connection_of(dashboard_settings)
+    conn = page_connection(dashboard_settings, models)
     wait_until(lambda: live_version(conn) == "0ld0ld0ld0ld0ld0", timeout=30)
     at = app("models")
     assert not at.exception
@@ -106,7 +113,7 @@ def test_a_refused_reload_and_broken_artifacts_are_shown(
     broken.mkdir()
     (broken / SPEC_FILE).write_text('{"name": "![x](http://evil/p.png)"}')
     start_classifier(broker, run_service, good, model_root=tmp_path / "elsewhere")
-    conn = connection_of(dashboard_settings)
+    conn = page_connection(dashboard_settings, models)
     wait_until(lambda: live_version(conn) == "9009900990099009", timeout=30)
     # The classifier's root is elsewhere: it refuses this reload, and the page says why.
     at = app("models")
@@ -127,3 +134,28 @@ def test_no_models_yet(dashboard_settings, models: Path) -> None:
     at = app("models")
     assert not at.exception
     assert "No trained models yet" in texts(at)
+
+
+def test_the_trainer_lists_the_models_when_it_is_online(
+    dashboard_settings, models: Path, broker, run_service, tmp_path: Path, monkeypatch
+) -> None:
+    """With the trainer online its ``list`` reply is the listing (Compose gives the dashboard
+    no say over the models directory); the chosen model's details come from its spec."""
+    trained = artifact(models, "legs", "1e9s1e9s1e9s1e9s", **cv_metrics())
+    elsewhere = tmp_path / "not-the-trainers"
+    elsewhere.mkdir()
+    artifact(elsewhere, "stray", "5724957249572495")
+    monkeypatch.setenv("HAR_MODELS_DIR", str(elsewhere))  # the dashboard's own: not listed
+    settings = TrainerSettings(
+        mqtt_port=broker.port, data_dir=tmp_path / "data", models_dir=models, status_interval=0.3
+    )
+    run_service(*build_trainer(settings))
+    conn = page_connection(dashboard_settings, elsewhere)
+    wait_until(lambda: "trainer" in conn.store.snapshot()["services"], timeout=30)
+    at = app("models")
+    assert not at.exception
+    assert "From the trainer" in texts(at)
+    (table,) = [d.value for d in at.dataframe if "live" in d.value.columns]
+    assert list(table["name"]) == ["legs"] and table["accuracy"][0] == 0.812
+    assert table["path"][0] == str(trained)
+    assert "Grouped-validation confusion matrix" in texts(at)

@@ -26,6 +26,8 @@ from imu_har.runtime.client import Collector
 from imu_har.sim.simulation import WearableSimulator
 from imu_har.windowing.windows import WindowSpec
 from services.recorder.core import Recorder, RecorderConfig
+from services.trainer.app import build as build_trainer
+from services.trainer.settings import TrainerSettings
 from tests.support import publish as pub
 from tests.support.dashboard import REPO, app, connection_of, texts, wait_until
 from training.data import resolve_layout
@@ -202,6 +204,30 @@ def test_progress_cancel_and_result(dashboard_settings, recorded, mqtt_client) -
         assert "Training failed: \\[x\\]\\(http" in texts(at)  # shown as text, not a link
     finally:
         pub.publish(mqtt_client, topics.TRAINER_STATUS.format("har"), b"", retain=True)
+
+
+def test_the_real_trainer_answers_and_its_refusal_is_shown(
+    dashboard_settings, recorded, broker, run_service, tmp_path: Path
+) -> None:
+    """The trainer checks a job before it starts one: a label from one subject only cannot be
+    validated by subject. The page shows its reply (no TensorFlow runs for a refusal)."""
+    settings = TrainerSettings(
+        mqtt_port=broker.port,
+        data_dir=dashboard_settings.data_dir,
+        models_dir=tmp_path / "models",
+        status_interval=0.3,
+    )
+    trainer = run_service(*build_trainer(settings))
+    conn = connection_of(dashboard_settings)
+    wait_until(lambda: "trainer" in conn.store.snapshot()["services"], timeout=30)
+    at = app("train")
+    assert "trainer service is not online" not in texts(at)
+    at.multiselect(key="train_subjects").set_value(["ann"]).run()
+    at.button(key="train_start").click().run(timeout=30)
+    assert not at.exception
+    assert "Trainer refused `train`" in texts(at) and "subject" in texts(at), texts(at)
+    assert trainer.runtime.counters.get("handler_error") == 0
+    assert not list((tmp_path / "models").glob("*"))
 
 
 def test_no_dashboard_module_hides_a_package_the_pages_import() -> None:
