@@ -63,11 +63,22 @@ def from_reply(data: dict[str, Any]) -> list[Artifact]:
     return [a for a in found if a is not None]
 
 
-def details(artifact: Artifact) -> Artifact:
-    """The artifact from its own ``spec.json`` when the dashboard can read it (the confusion
-    matrix, what it was trained on), else as listed: the trainer's list carries the scores."""
-    if artifact.error is None and (Path(artifact.path) / SPEC_FILE).is_file():
-        full = read_artifact(Path(artifact.path))
+def details(artifact: Artifact, models_dir: Path) -> Artifact:
+    """The artifact from its own ``spec.json`` (confusion matrix, what it was trained on) when
+    it lies in the dashboard's ``models_dir``; else as listed (the trainer lists the scores).
+
+    A path in a ``list`` reply came over MQTT: only the models directory is read.
+    """
+    path = Path(artifact.path)
+    if artifact.error is None and _inside(path, models_dir) and (path / SPEC_FILE).is_file():
+        full = read_artifact(path)
         if full.error is None:
             return replace(full, path=artifact.path)
     return artifact
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        return path.resolve().is_relative_to(folder.resolve())
+    except (OSError, RuntimeError, ValueError):  # a loop of links, a NUL byte
+        return False

@@ -158,4 +158,12 @@ def test_the_trainer_lists_the_models_when_it_is_online(
     (table,) = [d.value for d in at.dataframe if "live" in d.value.columns]
     assert list(table["name"]) == ["legs"] and table["accuracy"][0] == 0.812
     assert table["path"][0] == str(trained)
+    assert metrics(at)["Accuracy"] == "0.812"  # the scores the trainer lists
+    # A path from an MQTT reply is read only inside the dashboard's models directory.
+    assert "Grouped-validation confusion matrix" not in texts(at)
+    monkeypatch.setenv("HAR_MODELS_DIR", str(models))
+    conn = page_connection(dashboard_settings, models)
+    wait_until(lambda: "trainer" in conn.store.snapshot()["services"], timeout=30)
+    at = app("models")
+    assert "From the trainer" in texts(at)
     assert "Grouped-validation confusion matrix" in texts(at)

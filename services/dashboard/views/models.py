@@ -171,4 +171,5 @@ pick = st.selectbox(
     "Model", names, key="models_pick", format_func=lambda p: p.rsplit("/", 1)[-1] or p
 )
 with st.container(border=True):
-    render_artifact(artifacts.details(next(a for a in listing.artifacts if a.path == pick)), live)
+    chosen = next(a for a in listing.artifacts if a.path == pick)
+    render_artifact(artifacts.details(chosen, config.models_dir), live)
