@@ -236,7 +236,8 @@ def _help(subcommand: str) -> str:
 
 
 @pytest.mark.parametrize("service", ["gateway", "gateway-sim", "windower", "classifier",
-                                     "recorder", "dashboard", "homeassistant", "trainer"])  # fmt: skip
+                                     "recorder", "dashboard", "homeassistant",
+                                     "trainer"])  # fmt: skip
 def test_each_service_runs_a_real_har_subcommand_with_known_flags(service: str) -> None:
     command = [interpolate(part, env_example()) for part in har_services()[service]["command"]]
     assert command[0] == "har" and command[1] in commands(), command
