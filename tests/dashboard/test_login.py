@@ -29,7 +29,7 @@ from tests.support.dashboard import (
 )
 
 pytestmark = pytest.mark.broker
-PAGES = ("live", "record", "sessions", "model", "system")
+PAGES = ("live", "record", "sessions", "train", "models", "system")
 
 
 def shows_nothing_but_the_login_form(at: AppTest) -> bool:

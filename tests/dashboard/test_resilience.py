@@ -14,7 +14,7 @@ from tests.support import publish as pub
 from tests.support.dashboard import app, connection_of, metrics, texts, wait_until
 
 pytestmark = pytest.mark.broker
-PAGES = ("live", "record", "sessions", "model", "system")
+PAGES = ("live", "record", "sessions", "train", "models", "system")
 
 
 def test_banner_while_broker_restarts_then_reconnects(broker, dashboard_settings):
