@@ -230,6 +230,26 @@ def test_the_real_trainer_answers_and_its_refusal_is_shown(
     assert not list((tmp_path / "models").glob("*"))
 
 
+def test_unreadable_and_vanished_sessions_are_named_and_left_out(
+    dashboard_settings, recorded
+) -> None:
+    data = dashboard_settings.data_dir
+    files = {
+        name: data / json.loads((data / "sessions" / f"{s}.json").read_text())["files"][0]
+        for name, s in recorded.items()
+    }
+    files["jump-bo"].write_bytes(b"PAR1 not a Parquet file")
+    at = app("train")
+    assert not at.exception
+    assert "2 session(s) left out of training or unreadable" in texts(at)  # and the excluded
+    assert per_label(at).loc["Jumping", "sessions"] == 1
+    files["squat-bo"].unlink()  # deleted after the page listed it (the listing is cached)
+    at.run()
+    assert not at.exception
+    assert f"Session `{recorded['squat-bo']}` cannot be read" in texts(at)
+    assert per_label(at)["sessions"].to_dict() == {"Jumping": 1, "Squat": 1}
+
+
 def test_no_dashboard_module_hides_a_package_the_pages_import() -> None:
     """Streamlit puts services/dashboard/ first on sys.path: a module there named like a
     top-level package hides it in the page process (a ``training.py`` here once made the Train

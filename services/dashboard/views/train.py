@@ -122,13 +122,23 @@ def settings_form(
 def counts_of(
     picked: list[sessions.SessionInfo], geometry: selection.Geometry
 ) -> tuple[list[selection.SessionCount], float | None]:
-    """Per chosen session: seconds and windows at the geometry (the data's rate if none)."""
-    keys = [file_key(s) for s in picked]
-    rate = geometry.rate or selection.data_rate(session_rates(*k) for k in keys)
+    """Per chosen session: seconds and windows at the geometry (the data's rate if none).
+
+    A session whose files are gone (deleted since the listing) or unreadable is named and
+    left out of the counts.
+    """
+    readable = []
+    for info in picked:
+        try:
+            key = file_key(info)
+            readable.append((info, key, session_rates(*key)))
+        except (OSError, ValueError) as exc:  # pyarrow's errors are OSError or ValueError
+            st.warning(f"Session {code(info.session)} cannot be read: {md(exc)}")
+    rate = geometry.rate or selection.data_rate(rates for _, _, rates in readable)
     if rate is None:
         return [], None
     out = []
-    for info, key in zip(picked, keys, strict=True):
+    for info, key, _ in readable:
         seconds, windows = session_stats(*key, geometry.window, geometry.hop, rate)
         out.append(selection.SessionCount(info.session, info.label, info.subject, seconds, windows))
     return out, rate
