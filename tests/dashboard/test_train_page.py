@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.machinery
 import json
+import subprocess
 import sys
 import time
 from collections import Counter
@@ -261,3 +262,16 @@ def test_no_dashboard_module_hides_a_package_the_pages_import() -> None:
             continue
         found = importlib.machinery.PathFinder.find_spec(module.stem, path)
         assert found is None or found.origin is None, f"{module.name} hides {found.origin}"
+
+
+def test_the_dashboard_does_not_load_tensorflow() -> None:
+    """The Train page takes its defaults from training.params, which must stay light."""
+    code = (
+        "import sys, services.dashboard.selection, services.dashboard.artifacts, "
+        "services.dashboard.store; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in {'tensorflow', 'keras'}))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "[]"
