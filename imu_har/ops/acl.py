@@ -27,7 +27,7 @@ from imu_har.protocol import topics
 from imu_har.protocol.topics import DEFAULT_ROOT, RESERVED_NAMES, validate_root
 
 # Topics outside the root, named by other software (not protocol templates).
-SENSOR_LOGGER = "sensor-logger"  # the Sensor Logger phone app's default MQTT topic
+SENSOR_LOGGER = topics.SENSOR_LOGGER_TOPIC  # the Sensor Logger phone app's default MQTT topic
 HOME_ASSISTANT = topics.HOME_ASSISTANT_PREFIX  # Home Assistant's MQTT discovery prefix
 ACCESS = ("read", "write", "readwrite", "deny")
 # Accounts of the services that run next to the broker (compose network, har up).
@@ -96,7 +96,7 @@ def device_rules(root: str = DEFAULT_ROOT) -> list[Rule]:
         Rule("write", topics.IMU.subscription(root, device="%u")),
         Rule("write", topics.DEVICE_STATUS.subscription(root, device="%u")),
         Rule("read", topics.PREDICTION.subscription(root, device="%u")),
-        Rule("write", f"{SENSOR_LOGGER}/%u"),
+        Rule("write", topics.SENSOR_LOGGER_DEVICE.subscription(device="%u")),
     ]
 
 
@@ -108,7 +108,7 @@ def anonymous_rules(root: str = DEFAULT_ROOT) -> list[Rule]:
     model spec, statuses) can be written anonymously.
     """
     return [
-        Rule("read", f"{root}/#"),
+        Rule("read", topics.everything(root)),
         *_rules(
             "write",
             topics.RECORDER_CMD.format(root),
@@ -121,7 +121,7 @@ def anonymous_rules(root: str = DEFAULT_ROOT) -> list[Rule]:
 
 def accounts(root: str = DEFAULT_ROOT) -> list[Account]:
     """Every named account and its rules, services first."""
-    t, everything = topics, f"{root}/#"
+    t, everything = topics, topics.everything(root)
     device = t.DEVICE_STATUS.subscription(root)
     truth = t.GROUND_TRUTH.subscription(root)
     replies = t.DASHBOARD_REPLY.subscription(root)
@@ -134,7 +134,7 @@ def accounts(root: str = DEFAULT_ROOT) -> list[Account]:
                 *_rules("write", t.IMU.subscription(root), device, truth),
                 # har/+/status also matches har/recorder/status, har/trainer/status: not a device's
                 *[Rule("deny", t.DEVICE_STATUS.subscription(root, device=n)) for n in reserved],
-                *_rules("read", SENSOR_LOGGER, f"{SENSOR_LOGGER}/#"),
+                *_rules("read", SENSOR_LOGGER, topics.everything(SENSOR_LOGGER)),
                 Rule("read", t.PREDICTION.subscription(root)),  # back to the phone page
                 *_status(root, "gateway"),
             ),
@@ -258,7 +258,7 @@ def accounts(root: str = DEFAULT_ROOT) -> list[Account]:
             (
                 *_rules(
                     "read",
-                    f"{HOME_ASSISTANT}/#",
+                    topics.everything(HOME_ASSISTANT),
                     t.HA_STATE.subscription(root),
                     t.HA_AVAILABILITY.subscription(root),
                     t.HA_EVENT.subscription(root),

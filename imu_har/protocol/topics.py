@@ -40,6 +40,7 @@ RESERVED_NAMES = frozenset(
 # Full matches only: ``$`` would also match before a trailing newline (issue 12).
 _DEVICE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:\-]*")
 _ROOT = re.compile(r"[A-Za-z0-9_\-]+(/[A-Za-z0-9_\-]+)*")
+_SHARE_GROUP = re.compile(r"[A-Za-z0-9_\-]{1,64}")
 _CLIENT_ID = re.compile(r"[A-Za-z0-9_.:\-]{1,64}")
 
 
@@ -106,7 +107,8 @@ class TopicTemplate:
     """A topic pattern such as ``{root}/{device}/imu``; ``{root}`` is always first.
 
     ``default_root`` is where the topic lives unless configured otherwise: the
-    protocol's root, or another program's topic (the Sensor Logger app's).
+    protocol's root, or another program's topic (the Sensor Logger app's); every
+    method takes ``root`` and falls back to it.
     """
 
     pattern: str
@@ -117,19 +119,25 @@ class TopicTemplate:
         """Names of the variables after the root, in order."""
         return tuple(re.findall(r"\{(\w+)\}", self.pattern))[1:]
 
-    def format(self, root: str = DEFAULT_ROOT, **values: str) -> str:
+    def format(self, root: str | None = None, **values: str) -> str:
         """Build a concrete topic; a ``device`` value is validated, others must be one level."""
         for name, value in values.items():
             if name == "device":
                 validate_device_id(value)
             elif not isinstance(value, str) or not value or any(c in value for c in "/+#\0"):
                 raise PayloadError("bad_topic", f"{name} {value!r} is not one topic level")
-        return self.pattern.format(root=root, **values)
+        return self.pattern.format(root=root or self.default_root, **values)
 
-    def subscription(self, root: str = DEFAULT_ROOT, **fixed: str) -> str:
+    def subscription(self, root: str | None = None, **fixed: str) -> str:
         """The subscription filter: unfixed variables become ``+``."""
         values = {name: fixed.get(name, "+") for name in self.variables}
-        return self.pattern.format(root=root, **values)
+        return self.pattern.format(root=root or self.default_root, **values)
+
+    def shared(self, group: str, root: str | None = None, **fixed: str) -> str:
+        """The MQTT v5 shared subscription ``$share/<group>/<filter>`` (replicas split it)."""
+        if not _SHARE_GROUP.fullmatch(group):
+            raise ValueError(f"share group {group!r} must be 1-64 of [A-Za-z0-9_-]")
+        return f"$share/{group}/{self.subscription(root, **fixed)}"
 
     @lru_cache(maxsize=64)  # noqa: B019 (templates are module constants)
     def _regex(self, root: str) -> re.Pattern[str]:
@@ -139,13 +147,13 @@ class TopicTemplate:
             regex = regex.replace(re.escape("{" + name + "}"), f"(?P<{name}>[^/]+)")
         return re.compile(regex)
 
-    def parse(self, topic: str, root: str = DEFAULT_ROOT) -> dict[str, str] | None:
+    def parse(self, topic: str, root: str | None = None) -> dict[str, str] | None:
         """Variables of ``topic`` if it matches this template, else ``None``.
 
         A matching topic whose ``device`` level is not a valid id raises
         :class:`PayloadError` so the caller can count it.
         """
-        match = self._regex(root).fullmatch(topic)
+        match = self._regex(root or self.default_root).fullmatch(topic)
         if match is None:
             return None
         values = match.groupdict()
@@ -153,7 +161,7 @@ class TopicTemplate:
             validate_device_id(values["device"])
         return values
 
-    def fast(self, root: str = DEFAULT_ROOT) -> Callable[[str], str]:
+    def fast(self, root: str | None = None) -> Callable[[str], str]:
         """A precompiled formatter of a one-variable template, for hot paths.
 
         It does **not** validate: give it only values that came out of a
@@ -161,12 +169,12 @@ class TopicTemplate:
         """
         if len(self.variables) != 1:
             raise ValueError(f"{self.pattern}: fast() needs exactly one variable")
-        prefix, suffix = self._pieces(root)
+        prefix, suffix = self._pieces(root or self.default_root)
         if not suffix:
             return prefix.__add__
         return lambda value: prefix + value + suffix
 
-    def splitter(self, root: str = DEFAULT_ROOT) -> Callable[[str], str | None]:
+    def splitter(self, root: str | None = None) -> Callable[[str], str | None]:
         """A precompiled parser of a one-variable template: the level's raw value or None.
 
         The value is **not** validated (the caller validates, or compares it
@@ -174,7 +182,7 @@ class TopicTemplate:
         """
         if len(self.variables) != 1:
             raise ValueError(f"{self.pattern}: splitter() needs exactly one variable")
-        prefix, suffix = self._pieces(root)
+        prefix, suffix = self._pieces(root or self.default_root)
         start, cut = len(prefix), len(suffix)
 
         def split(topic: str) -> str | None:
@@ -186,9 +194,14 @@ class TopicTemplate:
         return split
 
     def _pieces(self, root: str) -> tuple[str, str]:
-        concrete = self.pattern.format(root=root, **{self.variables[0]: "\0"})
+        concrete = self.pattern.format(root=root or self.default_root, **{self.variables[0]: "\0"})
         prefix, _, suffix = concrete.partition("\0")
         return prefix, suffix
+
+
+def everything(root: str = DEFAULT_ROOT) -> str:
+    """The filter for every topic under ``root`` (the dashboard and monitors subscribe to it)."""
+    return f"{validate_root(root)}/#"
 
 
 def templates() -> dict[str, TopicTemplate]:

@@ -74,9 +74,7 @@ class ClassifierHandler:
     def subscriptions(self) -> list[tuple[str, Any]]:
         """Windows (shared with ``--share-group``), commands, the retained spec."""
         root, group = self.settings.topic_root, self.settings.share_group
-        windows = topics.WINDOW.subscription(root)
-        if group:
-            windows = f"$share/{group}/{windows}"
+        windows = topics.WINDOW.shared(group, root) if group else topics.WINDOW.subscription(root)
         subs: list[tuple[str, Any]] = [
             (windows, self.settings.window_qos),
             (self._cmd_topic, 1),

@@ -91,7 +91,7 @@ class Connection:
         if reason.is_failure:
             self._failed(f"broker refused the connection: {reason}")
             return
-        client.subscribe(f"{self.root}/#", qos=1)
+        client.subscribe(topics.everything(self.root), qos=1)
         with self._lock:
             self._connected, self._since, self._attempts = True, time.time(), 0
         logger.info(

@@ -31,7 +31,7 @@ TF_FALLBACK = {("services/classifier/backends.py", "TensorflowBackend")}
 # 'har/...' literal, a '+' level, or a service-topic prefix.
 TOPIC_LIKE = re.compile(
     r"/(imu|window|prediction|status|truth|rep|set|workout|cmd|reply|spec|config)$"
-    r"|^har/|/\+/|^\+/|/\+$|^service/|/service/|/dashboard/"
+    r"|^har/|/\+/|^\+/|/\+$|^service/|/service/|/dashboard/|(?<!^\$SYS)/#$|^\$share/"
 )
 
 
@@ -143,7 +143,14 @@ def test_no_topic_string_is_built_outside_the_protocol_package() -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["har/+/window", "/prediction", "har/service/+/status", "{root}/dashboard/{id}/reply"],
+    [
+        "har/+/window",
+        "/prediction",
+        "har/service/+/status",
+        "{root}/dashboard/{id}/reply",
+        "/#",
+        "$share/",
+    ],
 )
 def test_the_topic_detector_sees_hand_built_topics(text: str) -> None:
     assert TOPIC_LIKE.search(text)

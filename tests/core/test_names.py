@@ -150,3 +150,19 @@ def test_fast_formatter_and_splitter_agree_with_the_template() -> None:
         "har/d/prediction",
     ]:
         assert split(other) is None
+
+
+def test_shared_subscriptions_and_the_whole_tree_come_from_the_protocol() -> None:
+    assert topics.WINDOW.shared("clf", "har") == "$share/clf/har/+/window"
+    assert topics.everything("har/x") == "har/x/#"
+    for bad in ["a/b", "#", "", "x" * 65, "g\n"]:
+        with pytest.raises(ValueError):
+            topics.WINDOW.shared(bad)
+    with pytest.raises(ValueError):
+        topics.everything("har/#")
+
+
+def test_a_template_outside_the_root_uses_its_own_default_root() -> None:
+    assert topics.SENSOR_LOGGER.subscription() == topics.SENSOR_LOGGER_TOPIC
+    assert topics.SENSOR_LOGGER_DEVICE.format(device="p1") == "sensor-logger/p1"
+    assert topics.IMU.subscription() == "har/+/imu"

@@ -18,7 +18,7 @@ def documented_topics() -> list[str]:
 
 
 def as_documented(template: topics.TopicTemplate) -> str:
-    """A template the way the table writes it: ``{root}`` as its default, variables as ``<name>``."""
+    """A template as the table writes it: ``{root}`` as its default, variables as ``<name>``."""
     return re.sub(r"\{(\w+)\}", r"<\1>", template.pattern.replace("{root}", template.default_root))
 
 
