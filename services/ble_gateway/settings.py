@@ -59,6 +59,11 @@ class GatewaySettings(MqttSettings):
         description="Sim notification interval (s); default: when a packet at --mtu is full",
     )
     device_prefix: str = Field(default="sim", description="Device id prefix of sim devices")
+    sim_style: Literal["steady", "realistic"] = Field(
+        default="steady",
+        description="Simulated sets: steady cadence, or realistic (set-up, uneven and partial "
+        "reps, pauses, fatigue; an exercise lasts until its reps are done)",
+    )
     # replay
     file: Path | None = Field(default=None, description="Parquet file or directory (replay)")
     speed: float = Field(default=1.0, gt=0, le=1000, description="Replay speed factor")

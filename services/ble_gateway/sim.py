@@ -17,12 +17,22 @@ all devices, and each is handed to the sink (the queue and decoder BLE
 notifications take) once its last sample is due. Each device follows its own
 exercise schedule (scripted or random, looped); its ground truth goes out with
 the packet in which its label or repetition count changes.
+
+``--sim-style realistic`` plays realistic sets (:mod:`imu_har.sim.realism`):
+getting into position, uneven and partial repetitions, pauses, fatigue. An
+exercise bout then lasts until its planned repetitions are done plus
+:data:`TAIL` seconds standing still (a scripted bout's seconds are ignored, as
+in :func:`imu_har.sim.workouts.play_workout`); the random schedule is a
+:func:`~imu_har.sim.workouts.random_workout`. The repetition count of the
+truth rises in the packet holding each repetition's end, and its ``time`` is
+that end (to a sample).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -40,6 +50,7 @@ from imu_har.sim.simulation import (
     random_schedule,
     schedule_segments,
 )
+from imu_har.sim.workouts import random_workout
 from services.ble_gateway import packets
 from services.ble_gateway.core import DeviceLink, GatewayCore
 from services.ble_gateway.pacing import MAX_BACKLOG, Pacer, packet_samples
@@ -54,12 +65,23 @@ logger = logging.getLogger(__name__)
 Sink = Callable[[str, bytes, float], object]
 # A ground-truth change: device, label, rep, first sample of it, scheduled end (stream indices).
 Truth = tuple[str, str, int, int, int]
+TAIL = 1.0  # s standing still after a realistic set's last repetition (as play_workout)
 
 
 @dataclass
 class _Bout:
     label: str
     remaining: int  # samples left in this bout
+    fresh: bool = True  # started with the next block: a realistic one is fitted to its plan
+
+
+def realistic_schedule(rng: np.random.Generator) -> list[tuple[str, float]]:
+    """A random realistic session (8 sets and their rests, looped by the fleet).
+
+    An exercise step's seconds are a placeholder (the bout is fitted to its plan):
+    a zero-second step would yield no bout at all.
+    """
+    return [(label, seconds or 1.0) for label, seconds in random_workout(rng)]
 
 
 class SimFleet:
@@ -74,10 +96,13 @@ class SimFleet:
         schedule = parse_schedule(settings.schedule) if settings.schedule else None
         rng = np.random.default_rng(settings.seed)
         self.rate = rate
+        self.realistic = settings.sim_style == "realistic"
         self.devices = [f"{settings.device_prefix}-{i + 1:03d}" for i in range(n)]
-        self.fleet = WearableFleet([random_profile(rng) for _ in range(n)], rate, settings.seed)
+        profiles = [random_profile(rng) for _ in range(n)]
+        self.fleet = WearableFleet(profiles, rate, settings.seed, settings.sim_style)
         self.per_packet = packet_samples(settings.mtu, rate, tick)
-        plans = [schedule or random_schedule(rng) for _ in range(n)]
+        draw = realistic_schedule if self.realistic else random_schedule
+        plans = [schedule or draw(rng) for _ in range(n)]
         self._cursors: list[Iterator[tuple[str, int]]] = [
             schedule_segments(plan, rate, loop=True) for plan in plans
         ]
@@ -133,8 +158,10 @@ class SimFleet:
         n, k0 = self.per_packet, self._generated
         labels = [b.label for b in self._bouts]
         codes = np.array([label_index(x) for x in labels])
-        until = k0 + np.array([b.remaining for b in self._bouts])
         samples, reps = self.fleet.next_samples(labels, n)
+        if self.realistic:
+            self._fit_bouts(k0)
+        until = k0 + np.array([b.remaining for b in self._bouts])
         block = [samples, reps, np.repeat(codes[:, None], n, 1), np.repeat(until[:, None], n, 1)]
         rows = np.arange(len(self.devices))[:, None]
         own = [
@@ -175,12 +202,25 @@ class SimFleet:
             out.setdefault(int(self.phases[j]), []).append((*change, int(until[j])))
         return out
 
+    def _fit_bouts(self, k0: int) -> None:
+        """Realistic exercise bouts that started at ``k0`` last until their reps are done."""
+        for i, bout in enumerate(self._bouts):
+            if not bout.fresh:
+                continue
+            bout.fresh = False
+            plan = self.fleet.plans[i]
+            if bout.label == REST or plan is None or not plan.counted.any():
+                continue
+            end = math.ceil((float(plan.rep_ends[-1]) + TAIL) * self.rate)  # fleet sample index
+            bout.remaining = max(end - k0, self.per_packet)
+
     def _advance(self, n: int) -> None:
         for bout, cursor in zip(self._bouts, self._cursors, strict=True):
             bout.remaining -= n
             while bout.remaining <= 0:  # the bout ended within this block: switch now
                 label, count = next(cursor)
                 bout.label, bout.remaining = label, bout.remaining + count
+                bout.fresh = True
 
 
 class SimSource:

@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
 from imu_har.protocol.codec import MAX_FRAME_SAMPLES, Frame, decode_frame
 from imu_har.protocol.messages import GroundTruth
+from imu_har.sim.realism import BoutPlan
 from services.ble_gateway import packets
 from services.ble_gateway.core import GatewayCore
 from services.ble_gateway.replay import ReplaySource, Track, frame_end
 from services.ble_gateway.settings import GatewaySettings
-from services.ble_gateway.sim import Pacer, SimFleet, SimSource, packet_samples
+from services.ble_gateway.sim import (
+    TAIL,
+    Pacer,
+    SimFleet,
+    SimSource,
+    packet_samples,
+    realistic_schedule,
+)
 from services.ble_gateway.sources import make_source
 
 DEFAULT = GatewaySettings()
@@ -237,3 +247,64 @@ def test_sim_truth_is_at_most_one_per_packet_per_device() -> None:
     for device in run.fleet.devices:
         truth, packets_sent = run.truth(device), len(run.raw[device])
         assert 0 < len(truth) <= packets_sent
+
+
+def _bouts(truths: list[GroundTruth]) -> list[list[GroundTruth]]:
+    """The truths split into bouts (runs of one label)."""
+    out: list[list[GroundTruth]] = []
+    for truth in truths:
+        if not out or out[-1][0].label != truth.label:
+            out.append([])
+        out[-1].append(truth)
+    return out
+
+
+def test_realistic_sim_sets_last_until_their_reps_are_done_and_truth_counts_each_rep() -> None:
+    run = _Run(2, schedule="rest:1,Squat:1,rest:2,Situp:1,rest:2", sim_style="realistic")
+    plans: list[list[BoutPlan]] = [[], []]
+    generate = run.fleet.fleet.next_samples
+
+    def record(labels: list[str], k: int) -> tuple[np.ndarray, np.ndarray]:
+        out = generate(labels, k)
+        for i, plan in enumerate(run.fleet.fleet.plans):
+            fresh = plan is not None and all(plan is not p for p in plans[i])
+            if fresh and plan.counted.any():  # type: ignore[union-attr]
+                plans[i].append(plan)
+        return out
+
+    run.fleet.fleet.next_samples = record  # type: ignore[method-assign]
+    run.run(130.0)  # the sets take about 40 s each
+    block = 13 / 50  # bouts switch at block boundaries
+    for i, device in enumerate(run.fleet.devices):
+        bouts = _bouts(run.truth(device))
+        sets = [b for b in bouts[:-1] if b[0].label != "rest"]  # finished exercise bouts
+        assert [b[0].label for b in sets][:2] == ["Squat", "Situp"], device
+        following = [bouts[bouts.index(b) + 1] for b in sets]
+        for bout, plan, after in zip(sets, plans[i][: len(sets)], following, strict=True):
+            ends = plan.rep_ends
+            counted = [x for x in bout if x.rep > 0]
+            assert [x.rep for x in counted] == list(range(1, len(ends) + 1))
+            assert len(ends) >= 8  # Realism().reps: 8-16 (a one-second step is not cut short)
+            # Sample k is taken at T0 + (k + 1) / 50: each rep's truth is its end, to a sample.
+            times = np.array([x.time for x in counted]) - T0 - 1 / 50
+            np.testing.assert_allclose(times, ends, atol=1 / 50 + 1e-6)
+            last = float(ends[-1]) + TAIL
+            assert bout[0].until == pytest.approx(T0 + 1 / 50 + last, abs=1 / 50 + 1e-6)
+            assert last <= after[0].time - T0 - 1 / 50 < last + block + 1 / 50
+
+
+def test_realistic_sim_draws_workouts_of_sets_and_rests_by_default() -> None:
+    rng = np.random.default_rng(4)
+    for _ in range(20):  # random_workout: 8 sets from rest to rest, placeholder seconds
+        steps = realistic_schedule(rng)
+        labels = [label for label, _ in steps]
+        assert labels[0] == labels[-1] == "rest" and sum(x != "rest" for x in labels) == 8
+        assert all(seconds > 0 for _, seconds in steps)  # a 0 s step would be no bout at all
+        assert all(a != "rest" or b != "rest" for a, b in itertools.pairwise(labels))
+    realistic = SimFleet(GatewaySettings(devices=3, seed=4, sim_style="realistic"))
+    assert [b.label for b in realistic._bouts] == ["rest"] * 3
+    steady = SimFleet(GatewaySettings(devices=3, seed=4))
+    assert realistic.fleet.style == "realistic" and steady.fleet.style == "steady"
+    assert GatewaySettings().sim_style == "steady"  # the default stays the steady simulator
+    with pytest.raises(ValueError, match="sim_style"):
+        GatewaySettings(sim_style="lazy")  # type: ignore[arg-type]
