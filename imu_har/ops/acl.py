@@ -162,13 +162,15 @@ def accounts(root: str = DEFAULT_ROOT) -> list[Account]:
         ),
         Account(
             "recorder",
-            "labelled recordings; knows devices from their retained statuses",
+            "labelled recordings, the prediction and workout logs; knows devices from statuses",
             (
                 *_rules(
                     "read",
                     t.IMU.subscription(root),
                     t.GROUND_TRUTH.subscription(root),
                     t.PREDICTION.subscription(root),
+                    t.REP.subscription(root),
+                    t.SET.subscription(root),
                     device,
                     t.RECORDER_CMD.format(root),
                 ),

@@ -22,6 +22,7 @@ from imu_har.protocol.errors import PayloadError
 from imu_har.protocol.messages import Prediction
 from services.recorder import storage
 from services.recorder.edits import EditError, SessionEdits
+from services.recorder.events import parse_event
 from services.recorder.segments import WriteFn
 from services.recorder.sessions import Session
 from services.recorder.settings import RecorderConfig
@@ -125,6 +126,20 @@ class Recorder(SessionStore):
             return "duplicate"
         self._pending_bytes += len(payload)
         self.counts["predictions"] += 1
+        return "recorded"
+
+    def workout_event(
+        self, dataset: str, device: str, payload: bytes, received_at: float, qos: int = 1
+    ) -> str:
+        """Log one rep (``dataset`` ``reps``) or set event of ``device``; say what happened."""
+        event = parse_event(dataset, payload, device)
+        if self._overloaded(qos):
+            return "dropped"
+        if not self.workouts.add(event, payload, received_at):
+            self.counts["duplicates"] += 1
+            return "duplicate"
+        self._pending_bytes += len(payload)
+        self.counts[f"{dataset}_logged"] += 1
         return "recorded"
 
     def _overloaded(self, qos: int) -> bool:

@@ -30,6 +30,7 @@ from imu_har.runtime.handler import each
 from imu_har.runtime.inbox import Inbound
 from imu_har.runtime.service import ServiceRuntime
 from services.recorder.core import CommandError, Recorder
+from services.recorder.events import REPS, SETS
 from services.recorder.settings import RecorderSettings
 from services.recorder.starts import StartGate
 from services.recorder.subscriptions import EVENT_TOPIC, ImuSubscriptions
@@ -51,6 +52,10 @@ class RecorderHandler:
         self._status_topic = topics.RECORDER_STATUS.format(self.root)
         self._imu = topics.IMU.splitter(self.root)
         self._prediction = topics.PREDICTION.splitter(self.root)
+        self._workout_events = [  # (dataset of the event log, topic splitter)
+            (REPS, topics.REP.splitter(self.root)),
+            (SETS, topics.SET.splitter(self.root)),
+        ]
         self._last_status = 0.0
         self._last_error: str | None = None
         self.imu = ImuSubscriptions(runtime, self.root)
@@ -64,10 +69,13 @@ class RecorderHandler:
         )
 
     def subscriptions(self) -> list[tuple[str, int]]:
-        """Commands, device status, predictions, and the frames of every open session."""
+        """Commands, device status, predictions, rep and set events, open sessions' frames."""
         subs = [(self._cmd_topic, 1), (topics.DEVICE_STATUS.subscription(self.root), 0)]
         if self.settings.record_predictions:
             subs.append((topics.PREDICTION.subscription(self.root), 1))
+        if self.settings.record_workouts:
+            subs += [(topics.REP.subscription(self.root), 1)]
+            subs += [(topics.SET.subscription(self.root), 1)]
         return subs + self.imu.connect_topics()
 
     def handle_batch(self, messages: list[Inbound]) -> None:
@@ -94,8 +102,20 @@ class RecorderHandler:
         elif (device := self._prediction(topic)) is not None:
             topics.validate_device_id(device)
             self.core.prediction(message.payload, message.received_at, message.qos)
-        else:
+        elif not self._workout_event(message):
             self._device_status(message)
+
+    def _workout_event(self, message: Inbound) -> bool:
+        """Log a rep or set event (True), or say it is none (False)."""
+        for dataset, split in self._workout_events:
+            device = split(message.topic)
+            if device is not None:
+                device = topics.validate_device_id(device)
+                self.core.workout_event(
+                    dataset, device, message.payload, message.received_at, message.qos
+                )
+                return True
+        return False
 
     def _frame(self, device: str, message: Inbound) -> None:
         result = self.core.frame(device, message.payload, message.qos, message.received_at)

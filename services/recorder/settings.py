@@ -103,6 +103,9 @@ class RecorderSettings(RecorderConfig, MqttSettings):
         description="Start commands waiting at once for their subscription or device",
     )
     record_predictions: bool = Field(default=True, description="Log every prediction")
+    record_workouts: bool = Field(
+        default=True, description="Log every rep and set event (har workout)"
+    )
     session_expiry: int = Field(
         default=86_400, ge=60, description="Broker keeps our queue this long while we are down (s)"
     )

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from services.recorder import storage
+from services.recorder.events import WorkoutLog
 from services.recorder.health import Problems
 from services.recorder.predictions import PredictionLog
 from services.recorder.segments import WriteFn
@@ -31,7 +32,7 @@ from services.recorder.settings import RecorderConfig
 logger = logging.getLogger(__name__)
 
 # Keys of the operations whose failure is an error state (see services.recorder.health).
-OPEN, COMMIT, PREDICTIONS = "open", "commit", "predictions"
+OPEN, COMMIT, PREDICTIONS, WORKOUTS = "open", "commit", "predictions", "workouts"
 
 
 class SessionStore:
@@ -55,6 +56,14 @@ class SessionStore:
             rotate_seconds=config.predictions_rotate_seconds,
             rotate_bytes=config.predictions_rotate_bytes,
         )
+        # rep and set events (har workout): rotated like the prediction log, far fewer rows
+        self.workouts = WorkoutLog(
+            self.data_dir,
+            fsync=config.fsync,
+            write=write,
+            rotate_rows=config.predictions_rotate_rows,
+            rotate_seconds=config.predictions_rotate_seconds,
+        )
         self.counts: Counter[str] = Counter()
         self.problems = Problems()
         self.ready = False
@@ -75,6 +84,7 @@ class SessionStore:
             storage.clean_temporaries(self.data_dir)
             self._recover_sessions()
             self.predictions.recover()
+            self.workouts.recover()
         except (OSError, ValueError) as exc:
             self._fail(OPEN, f"data directory {self.data_dir} unusable: {exc}")
             return False
@@ -118,6 +128,7 @@ class SessionStore:
                 if session.writer is not None:
                     session.writer.commit()
             self.predictions.commit()
+            self.workouts.commit()
         except OSError as exc:
             self._fail(COMMIT, f"cannot write to {self.data_dir}: {exc}")
             return False
@@ -234,6 +245,8 @@ class SessionStore:
                 self._rotate(session)
         if self.predictions.due(now) and not self.predictions.dirty:
             self._rotate_predictions()
+        if self.workouts.due(now) and not self.workouts.dirty:
+            self._rotate_workouts()
 
     def _rotate_predictions(self) -> None:
         try:
@@ -242,6 +255,14 @@ class SessionStore:
             self._fail(PREDICTIONS, f"cannot write predictions: {exc}")
             return
         self.problems.clear(PREDICTIONS)
+
+    def _rotate_workouts(self) -> None:
+        try:
+            self.workouts.rotate()
+        except OSError as exc:
+            self._fail(WORKOUTS, f"cannot write rep and set events: {exc}")
+            return
+        self.problems.clear(WORKOUTS)
 
     def _rotation_due(self, session: Session) -> bool:
         writer = session.writer
@@ -256,6 +277,8 @@ class SessionStore:
         """Commit what is buffered, compact the prediction log; open sessions stay resumable."""
         if self.commit():
             self._rotate_predictions()
+            self._rotate_workouts()
         for session in self.sessions.values():
             session.close_writer()
         self.predictions.close()
+        self.workouts.close()
