@@ -162,11 +162,16 @@ def train_main(argv: Sequence[str] | None = None) -> int:
 
 
 def evaluate_main(argv: Sequence[str] | None = None) -> int:
-    """``har evaluate``: accuracy, macro-F1 and per-class results of an artifact."""
+    """``har evaluate``: accuracy, macro-F1, per-class results and counting accuracy."""
     parser = argparse.ArgumentParser(prog="har evaluate", description="Evaluate a model artifact.")
     parser.add_argument("--model", required=True, help="artifact directory")
     _layout_args(parser)
     parser.add_argument("--json", help="write the report here (and a confusion-matrix PNG beside)")
+    parser.add_argument(
+        "--no-counting",
+        action="store_true",
+        help="skip counting accuracy (the workout core on sessions with counted reps)",
+    )
     args = parser.parse_args(argv)
 
     def body() -> int:
@@ -185,6 +190,8 @@ def evaluate_main(argv: Sequence[str] | None = None) -> int:
             )
         if report["unknown_labels"]:
             print(f"  labels the model does not know: {report['unknown_labels']}")
+        if not args.no_counting:
+            report["counting"] = _counting(args.model, args.data)
         if args.json:
             from training.evaluation import plot_confusion
 
@@ -195,6 +202,37 @@ def evaluate_main(argv: Sequence[str] | None = None) -> int:
         return 0
 
     return _run("har evaluate", body)
+
+
+MAX_LISTED = 20  # sessions whose count is off, printed (all of them are in --json)
+
+
+def _counting(model: str, data: str) -> dict[str, Any] | None:
+    """Print and return the counting accuracy on ``data``'s sessions with counted reps."""
+    from training.evaluation import evaluate_counting
+
+    counting = evaluate_counting(model, data)
+    if counting is None:
+        if (Path(data) / "sessions").is_dir():
+            print(
+                "counting: no session carries the repetitions the person counted "
+                "(the Record or Sessions page, or the recorder's set_reps command)"
+            )
+        return None
+    print(
+        f"counting ({counting['sessions']} sessions with counted reps, the workout core): "
+        f"exact {counting['exact']:.0%}  within ±1 {counting['within_1']:.0%}  "
+        f"mean absolute error {counting['mae']:.2f} reps (bias {counting['bias']:+.2f})"
+    )
+    off = [r for r in counting["per_session"] if r["found"] != r["counted"]]
+    for row in off[:MAX_LISTED]:
+        print(
+            f"  {row['session']:<40} {row['label']:<18} counted {row['counted']:>4}  "
+            f"found {row['found']:>4} in {row['sets']} set(s)"
+        )
+    if len(off) > MAX_LISTED:
+        print(f"  ... and {len(off) - MAX_LISTED} more (--json lists every session)")
+    return counting
 
 
 def tune_main(argv: Sequence[str] | None = None) -> int:

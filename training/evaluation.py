@@ -1,7 +1,10 @@
-"""Honest evaluation: metrics, grouped splits (no group on both sides), cross-validation."""
+"""Honest evaluation: metrics, grouped splits (no group on both sides), cross-validation,
+and counting accuracy against the repetitions people counted."""
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -12,6 +15,8 @@ from training.errors import DataError
 from training.fit import Progress, ProgressEvent, fit_model, predict, with_fields
 from training.params import TrainParams
 from training.windows import WindowSet
+
+logger = logging.getLogger(__name__)
 
 
 def metrics(y_true: Iterable[str], y_pred: Iterable[str], labels: Sequence[str]) -> dict[str, Any]:
@@ -148,3 +153,78 @@ def plot_confusion(report: dict[str, Any], path: str | Path, title: str = "") ->
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+# -- counting accuracy (issue 15) ------------------------------------------------------
+def counting_accuracy(pairs: Sequence[tuple[int, int]]) -> dict[str, Any]:
+    """Exact share, share within ±1, mean absolute error and bias of ``(counted, found)``
+    pairs (None when there are none)."""
+    errors = np.array([found - counted for counted, found in pairs], dtype=np.float64)
+    if not len(errors):
+        return {"sessions": 0, "exact": None, "within_1": None, "mae": None, "bias": None}
+    return {
+        "sessions": len(errors),
+        "exact": float(np.mean(errors == 0)),
+        "within_1": float(np.mean(np.abs(errors) <= 1)),
+        "mae": float(np.mean(np.abs(errors))),
+        "bias": float(np.mean(errors)),  # > 0: counts too many
+    }
+
+
+def counted_manifests(data_dir: Path) -> list[dict[str, Any]]:
+    """Manifests of the recorder's finished sessions that carry a counted ``reps``.
+
+    Sessions excluded from training or being deleted are left out, as is a
+    manifest that cannot be read (logged).
+    """
+    out = []
+    for path in sorted((data_dir / "sessions").glob("*.json")):
+        try:
+            manifest = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            logger.warning("unreadable manifest %r: %s", str(path), exc)
+            continue
+        reps = manifest.get("reps") if isinstance(manifest, dict) else None
+        usable = isinstance(reps, int) and not isinstance(reps, bool) and reps >= 0
+        if usable and not manifest.get("excluded") and not manifest.get("deleting"):
+            out.append(manifest)
+    return out
+
+
+def evaluate_counting(model_dir: str | Path, data_dir: str | Path) -> dict[str, Any] | None:
+    """Counting accuracy of the workout core on the sessions of ``data_dir`` with counted reps.
+
+    Each session is run as ``har reps`` runs it (:mod:`training.reps`: the live
+    service's core over the recorded frames, with predictions of ``model_dir``
+    on windows cut as the live windower cuts them); the repetitions of the sets
+    it finds are compared with the session's ``reps``. None when no session
+    carries one (or ``data_dir`` is not a recorder data directory).
+    """
+    from imu_har.protocol.workout import SetEvent
+    from training.recorded import load_sessions
+    from training.reps import OnnxModel, count_session, read_sessions
+
+    data = Path(data_dir)
+    manifests = counted_manifests(data) if data.is_dir() else []
+    if not manifests:
+        return None
+    model = OnnxModel(model_dir)
+    counted = {str(m["session"]): int(m["reps"]) for m in manifests}
+    rows: list[dict[str, Any]] = []
+    for session in read_sessions(load_sessions(data, manifests)):
+        predictions = model.predictions(
+            session.device, session.times, session.values, session.channels
+        )
+        sets = [m for m in count_session(session, predictions) if isinstance(m, SetEvent)]
+        rows.append(
+            {
+                "session": session.name,
+                "device": session.device,
+                "label": session.label,
+                "counted": counted[session.name],
+                "found": sum(s.reps for s in sets),
+                "sets": len(sets),
+            }
+        )
+    report = counting_accuracy([(r["counted"], r["found"]) for r in rows])
+    return report | {"per_session": rows}

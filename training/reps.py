@@ -154,11 +154,11 @@ class Session:
     channels: tuple[str, ...]
 
 
-def read_sessions(data: Path) -> list[Session]:
-    """Every (session, device) of a recorder data dir or table, in time order."""
+def read_sessions(data: Path | pd.DataFrame) -> list[Session]:
+    """Every (session, device) of a recorder data dir or table (or its rows), in time order."""
     from training.data import read_table
 
-    table = read_table(data)
+    table = data if isinstance(data, pd.DataFrame) else read_table(data)
     needed = {"session", "device", "time"}
     if not needed <= set(table.columns):
         raise DataError(f"{data} lacks the recorder's columns {sorted(needed)}")
