@@ -1,8 +1,8 @@
 """``har up``: start the whole system locally as supervised child processes.
 
 Starts a private Mosquitto when no broker is configured (no ``--mqtt-host`` and
-no ``HAR_MQTT_HOST``), then gateway, windower, classifier, recorder (and, with
-``--homeassistant``, the Home Assistant bridge) and dashboard. Each child's
+no ``HAR_MQTT_HOST``), then gateway, windower, classifier, workout, recorder,
+trainer (and, with ``--homeassistant``, the Home Assistant bridge) and dashboard. Each child's
 output is prefixed with its name; a service counts as online when it publishes
 its retained ``<root>/service/<name>/status`` with ``state=online`` (the
 dashboard: when its HTTP health endpoint answers). A crashed service is

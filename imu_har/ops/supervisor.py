@@ -185,7 +185,7 @@ class Supervisor:
 
 
 # -- what to run ------------------------------------------------------------------
-SERVICES = ("gateway", "windower", "classifier", "recorder", "trainer", "dashboard")
+SERVICES = ("gateway", "windower", "classifier", "workout", "recorder", "trainer", "dashboard")
 # Started only when asked for (har up --<name>), after the recorder.
 OPTIONAL_SERVICES = {"homeassistant": "the Home Assistant bridge (docs/homeassistant.md)"}
 # Names a service may use on its status topic besides its subcommand name.
@@ -214,6 +214,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--source", choices=("sim", "ble", "replay", "phone"), default="sim", help="wearables"
     )
     p.add_argument("--phone", action="store_true", help="phones as wearables (--source phone)")
+    p.add_argument(
+        "--sim-style",
+        choices=("steady", "realistic"),
+        help="simulated sets: the gateway's steady default, or realistic (set-up, uneven reps, "
+        "pauses, fatigue)",
+    )
     p.add_argument("--model", type=Path, help=f"classifier model dir (default {DEFAULT_MODEL})")
     p.add_argument("--data-dir", type=Path, default=Path("data"), help="recordings (./data)")
     p.add_argument("--dashboard-port", type=int, default=8501, help="dashboard HTTP port")
@@ -251,6 +257,7 @@ def plan(args: argparse.Namespace, model: Path | None) -> list[ServiceSpec]:
         source = "phone" if args.phone else args.source
         gateway = ["--source", source]
         gateway += ["--devices", str(args.devices)] if source == "sim" else []
+        gateway += ["--sim-style", args.sim_style] if source == "sim" and args.sim_style else []
         # the phone token and certificate live where the dashboard looks for them
         gateway += ["--phone-dir", str(args.data_dir / "phone")] if source == "phone" else []
         specs.append(ServiceSpec("gateway", gateway))
@@ -258,6 +265,8 @@ def plan(args: argparse.Namespace, model: Path | None) -> list[ServiceSpec]:
         specs.append(ServiceSpec("windower", []))
     if not args.no_classifier and model is not None:
         specs.append(ServiceSpec("classifier", ["--model", str(model)]))
+    if not args.no_workout:  # light (docs/workout.md): sets and reps for the dashboard
+        specs.append(ServiceSpec("workout", []))
     if not args.no_recorder:
         specs.append(ServiceSpec("recorder", ["--data-dir", str(args.data_dir)]))
     # The trainer writes where the classifier may reload from: its --model-root defaults to

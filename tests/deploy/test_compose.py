@@ -36,7 +36,7 @@ SERVICE_KEYS = {
 HEALTH_KEYS = {"test", "interval", "timeout", "retries", "start_period", "disable"}
 RESTART = {"no", "always", "on-failure", "unless-stopped"}
 LONG_RUNNING = ["gateway", "gateway-sim", "windower", "classifier", "recorder", "dashboard",
-                "homeassistant", "trainer"]  # fmt: skip
+                "homeassistant", "trainer", "workout"]  # fmt: skip
 
 
 @cache
@@ -195,7 +195,7 @@ def test_profiles_gateway_hardware_access_and_ports() -> None:
     assert services["homeassistant"]["profiles"] == ["homeassistant"]
     unprofiled = {n for n, s in services.items() if "profiles" not in s}
     assert unprofiled == {
-        "mosquitto", "windower", "classifier", "recorder", "dashboard", "trainer"
+        "mosquitto", "windower", "classifier", "workout", "recorder", "dashboard", "trainer"
     }  # fmt: skip
     dashboard_ports = [interpolate(p, {}) for p in services["dashboard"]["ports"]]
     assert dashboard_ports == ["127.0.0.1:8501:8501"]
@@ -237,7 +237,7 @@ def _help(subcommand: str) -> str:
 
 @pytest.mark.parametrize("service", ["gateway", "gateway-sim", "windower", "classifier",
                                      "recorder", "dashboard", "homeassistant",
-                                     "trainer"])  # fmt: skip
+                                     "trainer", "workout"])  # fmt: skip
 def test_each_service_runs_a_real_har_subcommand_with_known_flags(service: str) -> None:
     command = [interpolate(part, env_example()) for part in har_services()[service]["command"]]
     assert command[0] == "har" and command[1] in commands(), command
@@ -324,3 +324,16 @@ def test_the_installed_package_has_every_module(tmp_path: Path) -> None:
         if path.suffix in {".py", ".json", ".toml"} and path.is_file()
     }
     assert sources - packaged == set(), "left out of the installed package"
+
+
+def test_the_workout_service_runs_by_default_with_its_own_account() -> None:
+    """Sets and repetitions are counted in every deployment (no profile), as the workout user,
+    whose ACL lets it publish exactly the rep, set and workout topics (test_acl)."""
+    workout = har_services()["workout"]
+    assert workout["command"] == ["har", "workout"]
+    assert "profiles" not in workout and not workout.get("volumes")  # no files: MQTT only
+    env = workout["environment"]
+    assert env["HAR_MQTT_USERNAME"] == "workout" and "workout" in SERVICE_ACCOUNTS
+    # its password variable: test_credentials_come_from_the_environment_and_match_the_broker_users
+    assert workout["healthcheck"]["test"][-1] == "workout"  # its retained status is online
+    assert workout["depends_on"]["mosquitto"]["condition"] == "service_healthy"

@@ -184,7 +184,7 @@ def test_nothing_outlives_a_killed_launcher(tmp_path: Path) -> None:
     """SIGKILL gives the launcher no chance to clean up: its children must go by themselves."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("HAR_")}
     cmd = [*HAR, "up", "--devices", "1", "--no-classifier", "--no-recorder", "--no-dashboard"]
-    cmd += ["--no-trainer"]
+    cmd += ["--no-trainer", "--no-workout"]
     proc = subprocess.Popen(
         cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )

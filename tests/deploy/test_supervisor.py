@@ -99,10 +99,11 @@ def test_plan_runs_every_service_with_the_agreed_commands(tmp_path) -> None:  # 
     specs = plan(_args("--devices", "2", "--data-dir", str(tmp_path)), tmp_path / "model")
     commands = {s.name: s.args for s in specs}
     assert list(commands) == [
-        "gateway", "windower", "classifier", "recorder", "trainer", "dashboard"
+        "gateway", "windower", "classifier", "workout", "recorder", "trainer", "dashboard"
     ]  # fmt: skip
     assert commands["gateway"] == ["--source", "sim", "--devices", "2"]
     assert commands["classifier"] == ["--model", str(tmp_path / "model")]
+    assert commands["workout"] == []  # sets and repetitions: started by default
     assert commands["recorder"] == ["--data-dir", str(tmp_path)]
     # the trainer writes into the classifier's reload root (the served model's parent)
     assert commands["trainer"] == ["--data-dir", str(tmp_path), "--models-dir", str(tmp_path)]
@@ -113,8 +114,19 @@ def test_plan_runs_every_service_with_the_agreed_commands(tmp_path) -> None:  # 
 
 def test_plan_disables_parts_and_passes_extra_flags_through() -> None:
     extra = ["--windower-args", "--hop 10 --length 40"]
-    args = _args("--source", "ble", "--no-dashboard", "--no-recorder", "--no-trainer", *extra)
+    off = ["--no-dashboard", "--no-recorder", "--no-trainer", "--no-workout"]
+    args = _args("--source", "ble", *off, *extra)
     specs = plan(args, None)  # no model: no classifier
     assert [s.name for s in specs] == ["gateway", "windower"]
     assert specs[0].args == ["--source", "ble"]  # --devices is for simulated wearables only
     assert specs[1].args == ["--hop", "10", "--length", "40"]
+
+
+def test_plan_passes_the_sim_style_to_simulated_wearables_only() -> None:
+    realistic = plan(_args("--sim-style", "realistic", "--no-dashboard"), None)
+    assert realistic[0].args == ["--source", "sim", "--devices", "3", "--sim-style", "realistic"]
+    assert "workout" in [s.name for s in realistic]  # counts the realistic sets
+    ble = plan(_args("--source", "ble", "--sim-style", "realistic"), None)
+    assert ble[0].args == ["--source", "ble"]
+    with pytest.raises(SystemExit):
+        _args("--sim-style", "lazy")
