@@ -9,6 +9,7 @@ devices are evicted, and a malformed message is counted by reason, never raised.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections import Counter, deque
@@ -33,8 +34,9 @@ from imu_har.protocol.model_spec import ModelSpec
 from imu_har.protocol.trainer import TrainerStatus
 from services.dashboard.devices import DeviceState, DeviceView, Limits, PlotFrame
 from services.dashboard.models import live_path
+from services.dashboard.workouts import WorkoutTrack, WorkoutView, parse
 
-__all__ = ["DeviceView", "Limits", "PlotFrame", "Reply", "Store"]
+__all__ = ["DeviceView", "Limits", "PlotFrame", "Reply", "Store", "WorkoutView"]
 
 MAX_SERVICES = 64
 MAX_REPLIES = 50
@@ -78,6 +80,7 @@ class Store:
         self.limits = limits or Limits()
         self._lock = threading.Lock()
         self._devices: dict[str, DeviceState] = {}
+        self._workouts: dict[str, WorkoutTrack] = {}  # har workout's, of known devices only
         self.services: dict[str, ServiceStatus] = {}
         self.model_spec: ModelSpec | None = None
         self.recorder_status: RecorderStatus | None = None
@@ -110,6 +113,10 @@ class Store:
             (topics.DEVICE_STATUS.splitter(root), self._on_device_status),
             (topics.GROUND_TRUTH.splitter(root), self._on_truth),
         ]
+        workouts = {"workout": topics.WORKOUT, "rep": topics.REP, "set": topics.SET}
+        for kind, template in workouts.items():
+            handle = functools.partial(self._on_workout, kind)
+            self._device_kinds.append((template.splitter(root), handle))
 
     # -- input (MQTT thread) ---------------------------------------------------------
     def ingest(
@@ -169,6 +176,7 @@ class Store:
             if len(self._devices) >= self.limits.max_devices:
                 oldest = min(self._devices.values(), key=lambda s: s.last_seen)
                 del self._devices[oldest.device]
+                self._workouts.pop(oldest.device, None)
                 self.evicted += 1
             state = self._devices[device] = DeviceState(device, self.limits)
         state.last_seen = now
@@ -213,6 +221,17 @@ class Store:
             raise PayloadError("out_of_order", "ground truth older than the last one")
         state.truths.append(truth)
 
+    def _on_workout(self, kind: str, device: str, payload: bytes, now: float) -> None:
+        message = parse(kind, device, payload)
+        if message is None:  # the retained workout state cleared
+            if device in self._workouts:
+                self._workouts[device].state = None
+            return
+        self._state(device, now)  # a known device: bounded and evicted like every other
+        track = self._workouts.setdefault(device, WorkoutTrack())
+        if not track.add(message):
+            self._ignore("duplicate")
+
     def _on_service_status(self, name: str, payload: bytes) -> None:
         if not payload:
             self.services.pop(name, None)
@@ -248,6 +267,7 @@ class Store:
         idle = [d for d, s in self._devices.items() if now - s.last_seen > self.limits.idle_timeout]
         for device in idle:
             del self._devices[device]
+            self._workouts.pop(device, None)
         self.evicted += len(idle)
 
     # -- output (script thread) ------------------------------------------------------
@@ -267,6 +287,13 @@ class Store:
         with self._lock:
             state = self._devices.get(device)
             return None if state is None else DeviceView.of(state, now)
+
+    def workout(self, device: str, now: float | None = None) -> WorkoutView | None:
+        """A consistent copy of one device's workout, or None if nothing came from har workout."""
+        now = time.time() if now is None else now
+        with self._lock:
+            track = self._workouts.get(device)
+            return None if track is None else WorkoutView.of(track, now)
 
     def reply_for(self, correlation: str) -> Reply | None:
         """The reply that carries ``correlation``, if it has arrived."""
@@ -301,4 +328,7 @@ class Store:
                 "arrivals": max((len(s.frame_arrivals) for s in self._devices.values()), default=0),
                 "services": len(self.services),
                 "replies": len(self.replies),
+                "workouts": len(self._workouts),
+                "workout_reps": max((len(w.reps) for w in self._workouts.values()), default=0),
+                "workout_sets": max((len(w.sets) for w in self._workouts.values()), default=0),
             }

@@ -1,17 +1,44 @@
-"""Live page: per device, scrolling IMU plots, the current exercise and live accuracy."""
+"""Live page: per device, scrolling IMU plots, the current exercise and live accuracy, and the
+workout (``har workout``): the current set, its repetitions as they happen, the form of each,
+and today's sets."""
 
 import time
 
 import streamlit as st
 
 from services.dashboard import charts, ui
-from services.dashboard.store import DeviceView
+from services.dashboard.store import DeviceView, WorkoutView
 from services.dashboard.text import code, md
+from services.dashboard.workouts import sets_table
 
 MAX_SHOWN = 4
 config = ui.settings()
 conn = ui.connection(config)
 st.title("Live")
+
+
+def render_workout(workout: WorkoutView) -> None:
+    """The set under way (or the last one), its repetitions and their form, today's sets."""
+    state, cols = workout.state, st.columns(4)
+    if workout.in_set and state is not None:
+        cols[0].metric("Set", f"{md(state.exercise)} · set {state.set}", help="Under way")
+        cols[1].metric("Repetitions", str(state.reps), help="In this set, as they happen")
+    else:
+        last = workout.reps[-1] if workout.reps else None
+        about = f"Last: set {last.set}, {md(last.exercise)}" if last else "No set yet"
+        cols[0].metric("Set", "resting", help=about)
+        cols[1].metric("Last set", f"{len(workout.reps)} reps" if last else "—")
+    sets, reps, incorrect = workout.totals()
+    cols[2].metric("Today", f"{sets} sets · {reps} reps", help="Every exercise (har workout)")
+    cols[3].metric("Incorrect form", str(incorrect), help="Repetitions judged incorrect today")
+    if workout.reps:
+        last = workout.reps[-1]
+        st.caption(
+            f"Form per repetition, set {last.set} ({md(last.exercise)}): "
+            f"{workout.form_marks()} (✓ correct, ✗ incorrect, · unknown)"
+        )
+    if workout.sets:
+        st.dataframe(sets_table(workout.sets), hide_index=True)
 
 
 def render_device(view: DeviceView, now: float) -> None:
@@ -54,6 +81,9 @@ def render_device(view: DeviceView, now: float) -> None:
         ui.chart(left, *charts.probabilities_chart(latest))
         table = charts.timeline_table(view.predictions, view.truths, now)
         ui.chart(right, *charts.timeline_chart(table, config.history * 6))
+    workout = conn.store.workout(view.device, now)
+    if workout is not None and not workout.empty:
+        render_workout(workout)
     groups = charts.imu_frames(view.plot, now, config.history)
     if groups:
         for column, (unit, data) in zip(st.columns(len(groups)), groups.items(), strict=True):
