@@ -3,14 +3,17 @@
 For each N, a private Mosquitto and the real services as child processes:
 ``har gateway --source sim --devices N`` (50 Hz, ``--no-truth``: real wearables
 have no ground truth), ``har windower``, ``har classifier --model
-models/default`` and ``har recorder`` (recording nothing: it then receives only
-device statuses, but logs every prediction). This process subscribes
+models/default``, ``har workout`` (every raw frame and prediction: sets and
+repetitions) and ``har recorder`` (recording nothing: it then receives only
+device statuses, but logs every prediction and every rep and set event). This
+process subscribes
 to every prediction and measures, over ``--seconds`` after a warm-up:
 
 * latency: arrival of the prediction here minus its ``source_time`` (receive
   time of the newest frame of the window in the gateway), p50/p99/max;
 * throughput: raw frames/s published by the gateway and taken in by the
-  windower, windows/s and predictions/s (status counters);
+  windower, windows/s and predictions/s, messages/s taken in by the workout
+  service and its queue at the end (status counters);
 * loss: per device, predictions expected from the measured time (one every
   hop / rate seconds) against received, and gaps in ``window_seq``;
 * CPU (% of one core) and RSS of every service and of Mosquitto (psutil).
@@ -159,6 +162,7 @@ def run(
     workdir: Path,
     nodelay: bool,
     tick: float | None = None,
+    workout: bool = True,
 ) -> dict:
     spec = load_spec(MODEL)
     window_period = spec.hop / spec.rate
@@ -169,6 +173,7 @@ def run(
         plan = {
             "classifier": ["--model", str(MODEL)],
             "windower": [],
+            "workout": [],
             "recorder": ["--data-dir", str(logs / "data")],
             "gateway": [
                 "--devices",
@@ -181,6 +186,8 @@ def run(
         }
         if not recorder:
             del plan["recorder"]
+        if not workout:
+            del plan["workout"]
         procs: dict[str, subprocess.Popen[bytes]] = {}
         try:
             for name, args in plan.items():
@@ -217,7 +224,7 @@ def run(
             bench_cpu = 100 * (sum(bench.cpu_times()[:2]) - bench_cpu0) / (t1 - t0)
             load = os.getloadavg()[0]
             time.sleep(1.5)  # the statuses that close the interval
-            queues = {n: watch.last(n, queue) for n in ("windower", "classifier")}
+            queues = {n: watch.last(n, queue) for n in ("windower", "classifier", "workout")}
         finally:
             for proc in reversed(list(procs.values())):
                 proc.terminate()
@@ -259,6 +266,9 @@ def run(
         "seq_gaps": gaps,
         "windower_queue_end": queues["windower"],
         "classifier_queue_end": queues["classifier"],
+        "workout_in_per_s": watch.rate("workout", t0, t1, counter("messages_in")),
+        "workout_out_per_s": watch.rate("workout", t0, t1, counter("messages_out")),
+        "workout_queue_end": queues["workout"],
         "load1": load,
         "bench_client_cpu": bench_cpu,
     }
@@ -274,6 +284,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0, help="measured interval")
     parser.add_argument("--warmup", type=float, default=10.0)
     parser.add_argument("--no-recorder", action="store_true", help="leave the recorder out")
+    parser.add_argument("--no-workout", action="store_true", help="leave har workout out")
     parser.add_argument(
         "--nodelay", choices=["off", "on", "both"], default="off",
         help="Nagle off: broker set_tcp_nodelay and TCP_NODELAY on the services' sockets",
@@ -291,11 +302,18 @@ def main() -> None:
         for n in args.devices:
             for nodelay in modes:
                 row = run(
-                    n, args.seconds, args.warmup, not args.no_recorder, tmp, nodelay, args.tick
+                    n,
+                    args.seconds,
+                    args.warmup,
+                    not args.no_recorder,
+                    tmp,
+                    nodelay,
+                    args.tick,
+                    workout=not args.no_workout,
                 )
                 rows.append(row)
                 print(json.dumps(row), flush=True)
-    report("end-to-end (gateway sim -> windower -> classifier -> client)", rows)
+    report("end-to-end (gateway sim -> windower -> classifier -> client; workout, recorder)", rows)
 
 
 if __name__ == "__main__":
