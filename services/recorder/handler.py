@@ -109,12 +109,14 @@ class RecorderHandler:
         """Log a rep or set event (True), or say it is none (False)."""
         for dataset, split in self._workout_events:
             device = split(message.topic)
-            if device is not None:
+            if device is None:
+                continue
+            if self.settings.record_workouts:  # else: a subscription kept by the broker's session
                 device = topics.validate_device_id(device)
                 self.core.workout_event(
                     dataset, device, message.payload, message.received_at, message.qos
                 )
-                return True
+            return True
         return False
 
     def _frame(self, device: str, message: Inbound) -> None:

@@ -157,7 +157,8 @@ def test_the_service_logs_the_published_events_and_counts_hostile_ones(
     assert read(tmp_path, SETS)[0]["reps"] == 5
 
 
-def test_without_record_workouts_no_event_topic_is_subscribed(tmp_path: Path) -> None:
+def test_without_record_workouts_no_event_is_subscribed_or_logged(tmp_path: Path) -> None:
+    from imu_har.runtime.inbox import Inbound
     from services.recorder.app import build
     from services.recorder.settings import RecorderSettings
 
@@ -167,4 +168,8 @@ def test_without_record_workouts_no_event_topic_is_subscribed(tmp_path: Path) ->
     assert topics.REP.subscription() not in subscribed
     assert topics.SET.subscription() not in subscribed
     assert topics.PREDICTION.subscription() in subscribed
+    # an event from a subscription the broker's persistent session kept from an earlier run
+    kept = Inbound(topics.REP.format(device=DEV), rep(1).to_payload(), qos=1)
+    assert recorder_handler._workout_event(kept)  # taken (and acknowledged), not logged
+    assert recorder_handler.core.workouts.rows == 0
     recorder_handler.close()
