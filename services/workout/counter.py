@@ -1,14 +1,27 @@
-"""Counting repetitions on one number per sample: a hysteresis on adaptive levels.
+"""Counting repetitions on the projected signal: turning points with a moving hysteresis.
 
-The number (:mod:`services.workout.projection`: the chest's tilt or height) is
-low at home and high away. Normalised by the home level ``H`` and the away
-level ``F`` (medians of the last repetitions' troughs and peaks),
-``z = (s - H) / (F - H)`` must rise above :data:`ARM` and fall back below
-:data:`DONE` for one repetition. A partial repetition (at most 35% of the usual
-depth) never arms, and noise never spans the gap; because the levels follow
-the last repetitions, the count depends neither on the wearer's range of motion
-nor on the sensor's placement or the set's cadence, and a pause at home simply
-waits.
+The accelerometer on the set's axis (:mod:`services.workout.axis`) swings
+out and back once per repetition. A *turning point* is confirmed when the
+signal has come back from its running extreme by ``delta``: a fraction
+(:data:`HYSTERESIS`) of the recent swings (the median of the last
+:data:`SWINGS`, at most :data:`SPREADS` times the axis' spread so that one
+huge posture change cannot silence the counter, at least :data:`MIN_DELTA`).
+A repetition is counted at each confirmed turning point on the counted side,
+at least :data:`REFRACTORY` of a period after the previous one: small bumps
+inside a repetition (a landing, the jolt when a push-up turns) never count
+twice. The period is the axis' autocorrelation period, or the spacing of the
+last turning points on the counted side when shorter.
+
+A pause simply waits (no turning point while still), a partial repetition
+(10-25% deep) never moves ``delta``, and a slow drift of the posture shifts
+both sides alike. The counted side is the one *away* from where repetitions
+rest: the posture of the latest pause (:attr:`TurnCounter.rest`, set by the
+detector) projected on the axis. Counting the resting side would count each
+repetition only when the next one starts (late after a pause) and count the
+start of the first repetition as one (measured: +1 on most sit-up and squat
+sets). When the pause sits between the two sides (a vertical push or a jump:
+the accelerometer reads 1 g at rest, between the push's two extremes; an
+alternating lunge) either side will do and the side stays as it is.
 """
 
 from __future__ import annotations
@@ -19,16 +32,19 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from services.workout.projection import Projection, fit, settled
+from services.workout.axis import Axis
 
-ARM = 0.33  # away: above a partial repetition (at most 25% of the usual depth)
-DONE = 0.2  # back home: a repetition is complete
-LOW = 0.1  # at home: where a repetition starts
-LEVELS = 5  # repetitions the home and away levels follow
-HOME_SAMPLES = 10  # a repetition's home level: lowest of its last 10 samples at home
-MIN_RISE = 1.0  # of the projection's least motion: noise at home must not arm
-START_SECONDS = 3.0  # levels start from the last seconds (the repetitions, not getting there)
-RECENT = 150  # samples (6 s on the 25 Hz grid) kept to find the levels again when stuck
+HYSTERESIS = 0.45  # of the typical swing: partial repetitions (at most 25%) stay under it
+SWINGS = 4  # recent swings the typical one is the median of
+SPREADS = 3.0  # the typical swing is at most this many spreads of the axis (a sine: 2.8)
+FIRST_SPREADS = 2.5  # the typical swing before any is known
+MIN_DELTA = 0.05  # g: standing sway and sensor noise (0.02 g a sample) never move this far
+REFRACTORY = 0.55  # of the period: the least time between two counted turning points
+MAX_SPACING = 5.0  # s: a longer spacing is a pause, not a period
+EARLY_PERIOD = 1.0  # s: the longest period assumed before two spacings are known
+HOME_NEAR = 0.25  # the counted side this close to where repetitions rest (of the span): switch
+DEFAULT_PERIOD = 0.5  # s, while the period is unknown (the shortest repetition counted)
+HALF_PERIODS = 0.6  # a repetition spans its turning point +- this much of the period at most
 
 
 def median(values: Iterable[float]) -> float:
@@ -45,9 +61,10 @@ class Cycle:
     start: float
     peak: float
     end: float
-    depth: float  # peak above the home level, in signal units
-    detected: float  # time of the sample that completed it
-    relative: float = 1.0  # depth over the counter's usual span (comparable across refits)
+    depth: float  # the swing into the counted turning point (g along the axis)
+    detected: float  # time of the sample that confirmed it
+    relative: float = 1.0  # depth over the typical swing (comparable across refits)
+    direction: tuple[float, float, float] = (0.0, 0.0, 0.0)  # unit vector of the swing (3-D)
 
     @property
     def seconds(self) -> float:
@@ -56,128 +73,128 @@ class Cycle:
 
 
 @dataclass
-class RepCounter:
-    """Hysteresis counting with home and away levels that follow the repetitions."""
+class Extreme:
+    """A running or confirmed turning point: value on the axis, the sample, its time."""
 
-    projection: Projection
-    home: float
-    away: float
-    troughs: deque[float] = field(default_factory=lambda: deque(maxlen=LEVELS))
-    peaks: deque[float] = field(default_factory=lambda: deque(maxlen=LEVELS))
-    _away_now: bool = False
-    _home_since: float | None = None  # been home (z <= DONE) since then; None: not yet
-    _low_time: float | None = None  # last time at home proper (z <= LOW)
-    _out_time: float = 0.0  # last time at z <= DONE before leaving
-    _home_values: deque[float] = field(default_factory=lambda: deque(maxlen=HOME_SAMPLES))
-    _recent: deque[float] = field(default_factory=lambda: deque(maxlen=RECENT))
-    _changed: float | None = None  # time of the last arm or completion
-    _peak: float = -np.inf
-    _peak_time: float = 0.0
+    value: float
+    sample: np.ndarray
+    time: float
+
+
+@dataclass
+class TurnCounter:
+    """Turning points of the projected signal, and the repetitions they count."""
+
+    axis: Axis
+    swings: deque[float] = field(default_factory=lambda: deque(maxlen=SWINGS))
+    rising: bool | None = None  # None: no direction yet
+    low: Extreme | None = None
+    high: Extreme | None = None
+    last: Extreme | None = None  # the last confirmed turning point
+    counted_at: float = -np.inf  # time of the last counted turning point
+    high_at: float = -np.inf  # time of the last confirmed turning point on the counted side
+    spacings: deque[float] = field(default_factory=lambda: deque(maxlen=SWINGS))
+    side: int = 1  # the side counted: +1 highs, -1 lows
+    rest: np.ndarray | None = None  # a sample at the latest pause: where repetitions rest
+    turns: dict[int, deque[np.ndarray]] = field(
+        default_factory=lambda: {1: deque(maxlen=3), -1: deque(maxlen=3)}
+    )
+
+    def refit(self, axis: Axis) -> None:
+        """Go on with a new axis: the turning points kept are projected on it."""
+        self.axis = axis
+        for point in (self.low, self.high, self.last):
+            if point is not None:
+                point.value = float(point.sample @ axis.vector)
+
+    @property
+    def delta(self) -> float:
+        """How far the signal must come back from an extreme to confirm it (g)."""
+        spread = self.axis.spread
+        if len(self.swings) >= 2:
+            typical = min(median(self.swings), SPREADS * spread)
+        else:
+            typical = FIRST_SPREADS * spread
+        return max(HYSTERESIS * typical, MIN_DELTA)
+
+    @property
+    def period(self) -> float:
+        """The axis' period, or the spacing of the last turning points on the counted side
+        when shorter (the autocorrelation now and then finds twice the period, and the
+        refractory time would then drop every other repetition), or a short default."""
+        period = self.axis.period or DEFAULT_PERIOD
+        if len(self.spacings) >= 2:
+            return min(period, median(self.spacings))
+        return min(period, EARLY_PERIOD)
 
     def feed(self, times: np.ndarray, y: np.ndarray) -> list[Cycle]:
         """Grid samples ``(times, y (n, 3))`` in order; the repetitions they complete."""
         found: list[Cycle] = []
-        recent = self._recent
-        low, done, arm = self._thresholds()
-        for t, v in zip(times.tolist(), self.projection.apply(y).tolist(), strict=True):
-            recent.append(v)
-            if self._changed is None:
-                self._changed = t
-            elif t - self._changed > self.stuck_seconds:
-                self._relevel(t)
-                low, done, arm = self._thresholds()
+        values = (y @ self.axis.vector).tolist()
+        delta = self.delta
+        for i, (t, v) in enumerate(zip(times.tolist(), values, strict=True)):
+            low, high = self.low, self.high
+            if low is None or high is None:
+                self.low = self.high = Extreme(v, y[i], t)
                 continue
-            if not self._away_now:
-                if v <= done:
-                    self._out_time = t
-                    self._home_values.append(v)
-                    if self._home_since is None:
-                        self._home_since = t
-                    if v <= low:
-                        self._low_time = t
-                elif v >= arm and self._home_since is not None:
-                    self._away_now, self._peak, self._peak_time = True, v, t
-                    self._changed = t
-            elif v > self._peak:
-                self._peak, self._peak_time = v, t
-            elif v < done:
-                found.append(self._complete(t))
-                low, done, arm = self._thresholds()
+            if v > high.value:
+                self.high = Extreme(v, y[i], t)
+            elif v < low.value:
+                self.low = Extreme(v, y[i], t)
+            if self.rising is not False and high.value - v > delta:
+                cycle = self._turn(high, t, 1)
+                self.rising, self.low = False, Extreme(v, y[i], t)
+            elif self.rising is not True and v - low.value > delta:
+                cycle = self._turn(low, t, -1)
+                self.rising, self.high = True, Extreme(v, y[i], t)
+            else:
+                continue
+            if cycle is not None:
+                found.append(cycle)
+            delta = self.delta
         return found
 
-    def _thresholds(self) -> tuple[float, float, float]:
-        """Signal levels of :data:`LOW`, :data:`DONE` and :data:`ARM` (at least
-        :data:`MIN_RISE` of the least motion above home: noise at home must not arm)."""
-        min_span = self.projection.min_span
-        span = max(self.away - self.home, min_span)
-        arm = self.home + max(ARM * span, MIN_RISE * min_span)
-        return self.home + LOW * span, self.home + DONE * span, arm
+    def _side_from_rest(self) -> None:
+        """Count the side away from where the repetitions rest: switch when the counted
+        side's recent turning points lie within :data:`HOME_NEAR` of the span from the
+        posture at the latest pause."""
+        if self.rest is None or not self.turns[1] or not self.turns[-1]:
+            return
+        w = self.axis.vector
+        home = float(self.rest @ w)
+        far = {k: abs(median(float(x @ w) for x in v) - home) for k, v in self.turns.items()}
+        if far[self.side] < HOME_NEAR * (far[self.side] + far[-self.side]):
+            self.side = -self.side
+            self.spacings.clear()
+            self.high_at = -np.inf
 
-    @property
-    def armed(self) -> bool:
-        """A repetition is under way: away from home, past :data:`ARM`."""
-        return self._away_now
-
-    def _complete(self, t: float) -> Cycle:
-        """Back home. The repetition started at the last home sample before it left; it ends
-        about as long after passing DONE as it took from that sample to DONE going out."""
-        start = self._low_time if self._low_time is not None else self._home_since
-        assert start is not None
-        rise = max(0.0, self._out_time - start)
-        depth = self._peak - self.home
-        span = max(self.away - self.home, self.projection.min_span)
-        cycle = Cycle(start, self._peak_time, t + rise, depth, t, depth / span)
-        if self._home_values:  # where it rested just before (not a set-up move long before)
-            self.troughs.append(min(self._home_values))
-        self.peaks.append(self._peak)
-        if self.troughs:
-            self.home = median(self.troughs)
-        self.away = median(self.peaks)
-        self._away_now, self._home_since, self._low_time = False, t, None
-        self._out_time, self._changed = t, t
-        self._home_values.clear()
-        return cycle
-
-    @property
-    def stuck_seconds(self) -> float:
-        """No arm or completion for this long: the levels are probably wrong."""
-        return 6.0
-
-    def _relevel(self, t: float) -> None:
-        """Find the levels again from the last seconds, if there was motion of a similar size
-        (after a pause the levels stay: noise must not become repetitions)."""
-        self._changed = t
-        lo, hi = np.percentile(self._recent, [10, 90])
-        if hi - lo >= 0.5 * (self.away - self.home) and hi - lo >= self.projection.min_span:
-            self.home, self.away = float(lo), float(hi)
-            self._away_now, self._home_since, self._low_time = False, None, None
-            self._home_values.clear()
-
-
-def analyse(
-    times: np.ndarray,
-    y: np.ndarray,
-    rate: float,
-    alternating: bool = False,
-    like: Projection | None = None,
-) -> tuple[RepCounter, list[Cycle]]:
-    """Count the repetitions in a stretch of signal from scratch.
-
-    Levels start at the 10th and 90th percentiles; a second pass starts from the
-    medians of the troughs and peaks the first one found. Returns the counter
-    (ready to go on with live samples after ``times[-1]``) and the repetitions.
-    """
-    keep = settled(y, rate)
-    # Count from where the latest posture began.
-    first = 0 if not keep[-1] or keep.all() else int(len(keep) - np.argmin(keep[::-1]))
-    times, y = times[first:], y[first:]
-    projection = fit(y, rate, alternating, like)
-    s = projection.apply(y)
-    home, away = (float(x) for x in np.percentile(s[-round(START_SECONDS * rate) :], [10, 90]))
-    first_pass = RepCounter(projection, home, away)
-    first_pass.feed(times, y)
-    if len(first_pass.peaks) >= 2:
-        home = median(first_pass.troughs) if first_pass.troughs else home
-        away = median(first_pass.peaks)
-    counter = RepCounter(projection, home, away)
-    return counter, counter.feed(times, y)
+    def _turn(self, point: Extreme, t: float, side: int) -> Cycle | None:
+        """A confirmed turning point; the repetition it counts (on the counted side)."""
+        last, self.last = self.last, point
+        if last is None:
+            return None
+        swing = abs(point.value - last.value)
+        typical = median(self.swings) if len(self.swings) >= 2 else swing
+        self.swings.append(swing)
+        self.turns[side].append(point.sample)
+        self._side_from_rest()
+        if side != self.side:
+            return None
+        if point.time - self.high_at < MAX_SPACING:  # not the first, nor after a long pause
+            self.spacings.append(point.time - self.high_at)
+        self.high_at = point.time
+        if point.time - self.counted_at < REFRACTORY * self.period:
+            return None
+        self.counted_at = point.time
+        half = max(min(point.time - last.time, HALF_PERIODS * self.period), 1e-3)
+        moved = point.sample - last.sample
+        x, y, z = (moved / max(float(np.sqrt(moved @ moved)), 1e-9)).tolist()
+        return Cycle(
+            point.time - half,
+            point.time,
+            point.time + half,
+            swing,
+            t,
+            swing / max(typical, 1e-9),
+            (x, y, z),
+        )

@@ -94,7 +94,7 @@ class Judgement:
     rest: float  # mean probability of rest
     form: Form  # correct, incorrect or unknown
     confidence: float  # mean probability of the exercise in that form (either when unknown)
-    covered: bool  # a window reaching past the repetition's end has arrived
+    covered: bool  # a window reaching past ``ready`` (default: the repetition's end) arrived
 
 
 class Votes:
@@ -124,12 +124,26 @@ class Votes:
             sure = all(w.top_p >= probability for w in last)
         return Steady(top, last[0].start) if sure else None
 
+    def run_start(self, exercise: str | None) -> float:
+        """Start of the oldest window of the newest run of windows whose top is ``exercise``
+        (the latest window's end when the newest is not): where the exercise began, not
+        where its last few windows began."""
+        start = self.last_end()
+        for w in reversed(self.recent):
+            if w.top != exercise:
+                break
+            start = w.start
+        return start
+
     def last_end(self) -> float:
         """End of the newest window (0 when none)."""
         return self.recent[-1].end if self.recent else 0.0
 
-    def judge(self, exercise: str, start: float, end: float) -> Judgement:
+    def judge(
+        self, exercise: str, start: float, end: float, ready: float | None = None
+    ) -> Judgement:
         """Weigh every window overlapping [start, end] by the share of the span it covers."""
+        ready = end if ready is None else ready
         weight = support = wrong = rival = rest = 0.0
         has_form = covered = False
         for w in reversed(self.recent):
@@ -146,7 +160,7 @@ class Votes:
             if exercise in w.incorrect:
                 has_form = True
                 wrong += share * w.incorrect[exercise]
-            covered = covered or w.end >= end
+            covered = covered or w.end >= ready
         if weight <= 0:
             return Judgement(0.0, 0.0, 0.0, "unknown", 0.0, False)
         support, wrong, rival, rest = (x / weight for x in (support, wrong, rival, rest))

@@ -21,9 +21,6 @@ class WorkoutSettings(MqttSettings):
     rest_labels: list[str] = Field(
         default=["rest", "unknown", "idle", "null"], description="Labels that mean no exercise"
     )
-    alternating: list[str] = Field(
-        default=["Lunge"], description="Exercises whose repetitions alternate sides"
-    )
     start_probability: float = Field(
         default=0.5, gt=0, le=1, description="An exercise's probability that may start a set"
     )

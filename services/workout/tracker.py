@@ -3,17 +3,20 @@
 The detector (:mod:`services.workout.detector`) finds repetitions as they
 happen whenever the classifier sees an exercise. A set starts when the
 classifier recognises one exercise steadily (``start_predictions`` windows in a
-row, each at least ``start_probability``) *and* the motion since then is
-periodic: ``start_reps`` repetitions alike in depth and duration and close
-together (:func:`periodic`; a set-up move before them is unlike them and
-dropped). They are published at once; from then on every repetition is.
+row, each at least ``start_probability``) *and* the repetitions since that run
+of windows began are periodic: the newest ``start_reps`` alike in swing and
+direction and close together (:func:`services.workout.likeness.periodic`;
+set-up moves before them differ and are dropped). They are published at once;
+from then on every repetition is.
 
-A repetition in a set is not counted when the windows covering it call another
-exercise likelier by ``rival_margin``, when it is unlike the set's repetitions
-(after three), or when it comes after a pause and the windows call it rest (a
-move once the set is over). Each waits (at most ``form_wait`` s after its end)
-for a window reaching past its end, so its form is judged on windows covering
-all of it.
+A repetition in a set is not counted when the latest windows steadily call
+another exercise and those covering it call it likelier by ``rival_margin``,
+when it is unlike the set's latest repetitions
+(:func:`services.workout.likeness.alike`), when the windows covering it call it
+rest by :data:`REST_MARGIN` more than the exercise, or when it comes after a
+pause and they call it rest. Each waits (at most ``form_wait`` s after it is
+found) for a window reaching its turning point, so its form is judged on the
+windows covering it.
 
 A set ends when another exercise's set starts, when rest (or another
 exercise) is recognised and no repetition came for ``rest_seconds``, or when
@@ -32,6 +35,7 @@ from imu_har.protocol.workout import RepEvent, SetEvent, WorkoutMessage
 from services.workout.counter import Cycle, median
 from services.workout.detector import Detector
 from services.workout.evidence import Votes, WindowVote
+from services.workout.likeness import alike, periodic
 from services.workout.settings import WorkoutSettings
 from services.workout.signal import MotionSignal
 from services.workout.totals import Day
@@ -41,7 +45,8 @@ LOOK_BACK = 1.5  # s before the first steady window that may hold the set's firs
 # samples are gathered for up to a second (or 16 frames) and pushed at once.
 HOLD_SECONDS = 1.0
 HOLD_FRAMES = 16
-LEVEL_REPS = 8  # a new repetition is compared with the last 8 of its set
+LEVEL_REPS = 5  # a new repetition is compared with the last 5 of its set (accepted or not)
+REST_MARGIN = 0.3  # a repetition the windows call rest by this much more is not one
 REST_AFTER_PAUSE = 0.6  # after a pause, a repetition the windows call rest is not one
 ACTIVE_VOTES = 2  # the last windows: any exercise at ACTIVE_PROBABILITY keeps the counter on
 ACTIVE_PROBABILITY = 0.4
@@ -55,7 +60,8 @@ class OpenSet:
     number: int
     reps: list[RepEvent] = field(default_factory=list)
     pending: list[Cycle] = field(default_factory=list)
-    cycles: list[Cycle] = field(default_factory=list)  # accepted, for what a repetition is like
+    cycles: list[Cycle] = field(default_factory=list)  # accepted
+    seen: list[Cycle] = field(default_factory=list)  # the last ones, for what a rep is like
     last_end: float = 0.0  # end of the last repetition (or when the set started)
 
 
@@ -96,12 +102,7 @@ class DeviceTracker:
             acc = np.concatenate([a for _, a in held])
         grid_t, grid_y = self.signal.push(times, acc, rate)
         cycles = self.detector.feed(
-            grid_t,
-            grid_y,
-            self.signal.history,
-            exercise is not None,
-            exercise in self.settings.alternating,
-            current is not None,
+            grid_t, grid_y, self.signal.history, exercise is not None, current is not None
         )
         if current is None:
             return self._try_start() if cycles else []
@@ -137,7 +138,7 @@ class DeviceTracker:
             return []
         if self.current is not None and steady.exercise == self.current.exercise:
             return []
-        since = max(steady.since - LOOK_BACK, self._used_until)
+        since = max(self.votes.run_start(steady.exercise) - LOOK_BACK, self._used_until)
         cycles = periodic(self.detector.since(since))
         if len(cycles) < s.start_reps:
             self.counts["not_periodic"] += 1
@@ -155,11 +156,17 @@ class DeviceTracker:
         current = self.current
         assert current is not None
         judged = self.votes.judge(current.exercise, cycle.start, cycle.end)
-        if judged.rival >= judged.support + self.settings.rival_margin:
+        if judged.rival >= judged.support + self.settings.rival_margin and self._switching():
             self.counts["rival_rep"] += 1  # the classifier saw another exercise
             return
-        if not alike(cycle, current.cycles):
+        like = alike(cycle, current.seen)
+        current.seen.append(cycle)  # rejected ones too: a set started on set-up moves recovers
+        del current.seen[:-LEVEL_REPS]
+        if not like:
             self.counts["unlike_rep"] += 1  # a fidget after the set, say
+            return
+        if judged.rest >= judged.support + REST_MARGIN:
+            self.counts["rest_rep"] += 1  # the windows over it call it rest: the set is over
             return
         if judged.rest >= REST_AFTER_PAUSE and self._after_pause(cycle):
             self.counts["rest_rep"] += 1  # moving about once the set is over
@@ -168,6 +175,15 @@ class DeviceTracker:
         current.pending.append(cycle)
         current.last_end = max(current.last_end, cycle.end)
         self._used_until = max(self._used_until, cycle.end + 1e-6)
+
+    def _switching(self) -> bool:
+        """The latest windows steadily call another exercise (a moment's confusion of the
+        classifier is not a switch: measured, rejecting on it lost a jump per set)."""
+        current = self.current
+        assert current is not None
+        s = self.settings
+        steady = self.votes.steady(s.start_predictions, s.start_probability)
+        return steady is not None and steady.exercise not in (None, current.exercise)
 
     def _after_pause(self, cycle: Cycle) -> bool:
         """Long after the set's last repetition (a pause of two of them, 3 s at least)."""
@@ -185,8 +201,11 @@ class DeviceTracker:
         out: list[WorkoutMessage] = []
         while current.pending:
             cycle = current.pending[0]
-            judged = self.votes.judge(current.exercise, cycle.start, cycle.end)
-            waited = now >= cycle.end + self.settings.form_wait
+            # Ready once a window reaches the counted turning point (it arrives about when
+            # the repetition is found): waiting for one past the repetition's end cost 0.5 s
+            # of latency on every repetition.
+            judged = self.votes.judge(current.exercise, cycle.start, cycle.end, cycle.peak)
+            waited = now >= cycle.detected + self.settings.form_wait
             if not (force or judged.covered or waited or judged.form == "unknown"):
                 break
             current.pending.pop(0)
@@ -253,35 +272,3 @@ class DeviceTracker:
         return self.day.state(
             self.device, current.exercise, current.number, len(current.reps), self.now
         )
-
-
-def alike(cycle: Cycle, accepted: list[Cycle]) -> bool:
-    """Like the set's repetitions so far (after three): depth relative to the counter's
-    levels within 0.5 to 1.9 times their median, duration within 0.4 to 2.2 times theirs."""
-    if len(accepted) < 3:
-        return True
-    recent = accepted[-LEVEL_REPS:]
-    depth = median(c.relative for c in recent)
-    seconds = median(c.seconds for c in recent)
-    return 0.5 * depth <= cycle.relative <= 1.9 * depth and (
-        0.4 * seconds <= cycle.seconds <= 2.2 * seconds
-    )
-
-
-def periodic(cycles: list[Cycle]) -> list[Cycle]:
-    """The repetitions that belong together, newest last. Leading ones are dropped while
-    unlike the newest (depth outside 0.65 to 1.55 times, duration outside 0.55 to 1.8
-    times: set-up moves differ in size and timing) or far from the next one (a gap over
-    three quarters of their duration plus 1 s). Depths are in g of tilt, comparable
-    whatever projection found them."""
-    while len(cycles) >= 2:
-        first, second, last = cycles[0], cycles[1], cycles[-1]
-        mean = 0.5 * (first.seconds + second.seconds)
-        if (
-            0.65 * last.depth <= first.depth <= 1.55 * last.depth
-            and 0.55 * last.seconds <= first.seconds <= 1.8 * last.seconds
-            and second.start - first.end <= 0.75 * mean + 1.0
-        ):
-            break
-        cycles = cycles[1:]
-    return cycles

@@ -60,11 +60,11 @@ def tilt_session(
     return np.arange(len(acc)) / rate, acc
 
 
-def count(times: np.ndarray, acc: np.ndarray, rate: float, alternating: bool = False) -> int:
+def count(times: np.ndarray, acc: np.ndarray, rate: float) -> int:
     signal, detector, found = MotionSignal(GRID, 12.0, 1.0), Detector(GRID), 0
     for lo in range(0, len(times), 13):
         grid_t, grid_y = signal.push(times[lo : lo + 13], acc[lo : lo + 13], rate)
-        found += len(detector.feed(grid_t, grid_y, signal.history, True, alternating, True))
+        found += len(detector.feed(grid_t, grid_y, signal.history, True, True))
     return found
 
 
@@ -103,7 +103,7 @@ def test_range_of_motion_and_placement_do_not_matter(swing: float, roll: float) 
 def test_alternating_sides_count_once_per_repetition() -> None:
     rng = np.random.default_rng(5)
     times, acc = tilt_session(50.0, 12, rng, swing=15.0, period=2.5, sides=True)
-    assert count(times, acc, 50.0, alternating=True) in (11, 12)
+    assert count(times, acc, 50.0) in (11, 12)
 
 
 def test_standing_still_counts_nothing() -> None:
