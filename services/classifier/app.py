@@ -14,46 +14,30 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from pathlib import Path
 
-from imu_har.protocol.errors import PayloadError
 from imu_har.runtime.service import ServiceRuntime
-from imu_har.runtime.skeleton import StartupError, serve
+from imu_har.runtime.skeleton import serve
+from services.classifier.active import ActiveFile
 from services.classifier.handler import ClassifierHandler
-from services.classifier.model import LoadedModel, load_model
-from services.classifier.reload import newest_artifact
 from services.classifier.settings import ClassifierSettings
 
-__all__ = ["ClassifierSettings", "build", "initial_model", "main"]
+__all__ = ["ClassifierSettings", "build", "main"]
 logger = logging.getLogger(__name__)
 
 
-def initial_model(settings: ClassifierSettings) -> LoadedModel:
-    """The model to start with: ``--model``, else the newest in ``--watch-dir``.
-
-    Raises :class:`StartupError` when there is none or it does not load.
-    """
-    path = settings.model
-    if path is None and settings.watch_dir is not None:
-        key = newest_artifact(settings.watch_dir)
-        path = Path(key[0]) if key else None
-    if path is None:
-        raise StartupError("no model: give --model or a --watch-dir with one")
-    try:
-        model = load_model(path, settings)
-    except PayloadError as exc:
-        raise StartupError(str(exc)) from exc
-    logger.info("serving %r with %s from %r", model.key, model.backend.name, str(model.path))
-    return model
-
-
 def build(settings: ClassifierSettings) -> tuple[ServiceRuntime, ClassifierHandler]:
-    """The runtime and handler for ``settings``, serving the initial model (main and tests)."""
-    model = initial_model(settings)
+    """The runtime and handler for ``settings`` (main and tests).
+
+    Serves the model a reload command activated before this start (the active
+    file, :mod:`services.classifier.active`), else ``--model`` or the newest in
+    ``--watch-dir``; raises :class:`StartupError` when none loads.
+    """
+    active = ActiveFile(settings)
+    model = active.choose()
     runtime = ServiceRuntime(
         "classifier", settings, max_batch=settings.max_batch, batch_wait=settings.batch_wait
     )
-    return runtime, ClassifierHandler(settings, runtime, model)
+    return runtime, ClassifierHandler(settings, runtime, model, active)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

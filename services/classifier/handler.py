@@ -21,6 +21,7 @@ from imu_har.protocol.commands import ClassifierCommand, ClassifierReply
 from imu_har.protocol.errors import PayloadError
 from imu_har.runtime.handler import each
 from imu_har.runtime.service import Inbound, ServiceRuntime
+from services.classifier.active import ActiveFile
 from services.classifier.core import Classifier, Pending
 from services.classifier.fastpath import DeviceIds, fast_window
 from services.classifier.model import LoadedModel, load_model
@@ -46,11 +47,18 @@ class ClassifierHandler:
     """Runtime handler: windows -> :class:`Classifier` -> prediction messages."""
 
     def __init__(
-        self, settings: ClassifierSettings, runtime: ServiceRuntime, model: LoadedModel
+        self,
+        settings: ClassifierSettings,
+        runtime: ServiceRuntime,
+        model: LoadedModel,
+        active: ActiveFile | None = None,
     ) -> None:
-        """Serve ``model`` (loaded by ``app.build``) on ``runtime``."""
+        """Serve ``model`` (chosen by ``app.build`` with ``active``) on ``runtime``."""
         self.settings = settings
         self.runtime = runtime
+        self.active = active or ActiveFile(settings)
+        if self.active.ignored is not None:  # ActiveFile logged why
+            runtime.counters.reject("bad_active_file")
         root = settings.topic_root
         self.core = Classifier(model, settings)
         self.reloader = Reloader(self._load)
@@ -64,7 +72,7 @@ class ClassifierHandler:
         self._reply_topic = topics.CLASSIFIER_REPLY.format(root)
         self._spec_topic = topics.MODEL_SPEC.format(root)
         self._spec_published: tuple[int, str] | None = None
-        self._watch_key: ArtifactKey | None = None
+        self._watch_key: ArtifactKey | None = self.active.watch_key()
         self._next_watch = 0.0
 
     def _load(self, path: str) -> LoadedModel:
@@ -168,7 +176,7 @@ class ClassifierHandler:
         if command.action == "status":
             self._reply(message, ClassifierReply(ok=True, action="status", data=self.details()))
             return
-        error = reload_refusal(command.model, self.roots)
+        error = reload_refusal(command.model, self.roots, self.settings.model)
         if error is not None or command.model is None:
             self.runtime.counters.inc("reload_refused")
             logger.warning("reload refused: %s", error)
@@ -211,6 +219,9 @@ class ClassifierHandler:
         logger.info(
             "serving %r (%s) instead of %r", result.model.key, result.model.backend.name, old.key
         )
+        if result.request is not None and (error := self.active.record(result.model)):
+            self.runtime.counters.inc("active_file_errors")  # serving it all the same
+            self.runtime.error(error)
         self._publish_spec()
         self.runtime.publish_status(force=True)
         self._reply(
@@ -278,6 +289,7 @@ class ClassifierHandler:
             "reloading": self.reloader.busy,
             "reloads_started": self.reloader.started,
             "model_roots": [str(root) for root in self.roots],
+            "active_file": self.active.describe(),
             "smoothing": s.smoothing,
             "smooth_k": s.smooth_k,
             "threshold": s.threshold,

@@ -3,10 +3,11 @@
 :class:`Reloader` loads on one worker thread while the service thread keeps
 classifying with the current model; the service polls :meth:`Reloader.finished`
 and swaps on its own thread, so no window waits for a load and none is dropped.
-At most one load runs and one waits. :func:`reload_roots` says where reloads
-may point; :func:`newest_artifact` picks what a watched directory offers: the directory
-itself or its newest sub-directory holding ``spec.json``, identified by path and
-newest file time so that a rewritten or completed artifact is seen again.
+At most one load runs and one waits. :func:`reload_roots` and
+:func:`allowed_target` say where reloads may point; :func:`newest_artifact`
+picks what a watched directory offers: the directory itself or its newest
+sub-directory holding ``spec.json``, identified by path and newest file time so
+that a rewritten or completed artifact is seen again.
 """
 
 from __future__ import annotations
@@ -91,13 +92,32 @@ def inside(path: Path, root: Path) -> bool:
     return resolved == base or base in resolved.parents
 
 
-def reload_refusal(model: str | None, roots: list[Path]) -> str | None:
+def allowed_target(path: Path, roots: list[Path], initial: Path | None) -> bool:
+    """Whether a reload (or the active file) may name ``path``.
+
+    Inside a reload root, or exactly the directory of ``--model``: in Compose the
+    shipped demo (``/app/models/default``) lies outside ``--model-root /models``,
+    and rolling back to it was refused. Only that directory, not its neighbours
+    or sub-directories.
+    """
+    if any(inside(path, root) for root in roots):
+        return True
+    if initial is None:
+        return False
+    try:
+        return path.expanduser().resolve() == initial.expanduser().resolve()
+    except (OSError, RuntimeError, ValueError):
+        return False
+
+
+def reload_refusal(model: str | None, roots: list[Path], initial: Path | None) -> str | None:
     """Why a reload of ``model`` is refused before loading, or None (untrusted text as %r)."""
     if not model:
         return "reload needs 'model': an artifact directory"
-    if not any(inside(Path(model), root) for root in roots):
+    if not allowed_target(Path(model), roots, initial):
         allowed = ", ".join(repr(str(root)) for root in roots) or "none"
-        return f"{model!r} is outside the allowed --model-root ({allowed})"
+        also = f", or --model {str(initial)!r} itself" if initial is not None else ""
+        return f"{model!r} is outside the allowed --model-root ({allowed}){also}"
     return None
 
 

@@ -19,7 +19,16 @@ class ClassifierSettings(MqttSettings):
     watch_interval: float = Field(default=2.0, gt=0, description="Seconds between watch scans")
     model_root: Path | None = Field(
         default=None,
-        description="Reloads must lie inside this dir (unset: --model's parent and --watch-dir)",
+        description="Reloads must lie inside this dir or be --model itself "
+        "(unset: --model's parent and --watch-dir)",
+    )
+    active_file: str = Field(
+        default="active.json",
+        description="File in the model root recording the model a reload command activated; "
+        "served instead of --model at start",
+    )
+    ignore_active_file: bool = Field(
+        default=False, description="Start from --model even when the active file names a model"
     )
     backend: Literal["auto", "onnx", "litert", "tensorflow"] = Field(
         default="auto", description="Inference backend (auto: faster of onnx/litert)"
@@ -41,6 +50,14 @@ class ClassifierSettings(MqttSettings):
     grace: float = Field(default=5.0, ge=0, description="Old model takes its windows for (s)")
     idle_timeout: float = Field(default=300.0, gt=0, description="Forget a silent device (s)")
     max_devices: int = Field(default=10_000, ge=1, description="Most devices smoothed at once")
+
+    @field_validator("active_file")
+    @classmethod
+    def _active_file(cls, value: str) -> str:
+        # a plain name: the record lives in the model root, never anywhere else
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}", value):
+            raise ValueError("must be a file name of [A-Za-z0-9_.-] (no directory), up to 100")
+        return value
 
     @field_validator("share_group")
     @classmethod
