@@ -3,8 +3,9 @@
 # (har gateway / windower / classifier / recorder / dashboard / train ...).
 FROM python:3.11-slim
 
-# Which extras to install: "all" (every service and training, with TensorFlow)
-# or e.g. "gateway,classifier,recorder,dashboard" for a smaller runtime image.
+# Which extras to install: "all" (every service and training, with TensorFlow,
+# and "phone": the phone gateway's HTTP servers and certificate) or e.g.
+# "gateway,phone,classifier,recorder,dashboard" for a smaller runtime image.
 ARG EXTRAS=all
 ARG UID=10001
 ARG GID=10001
@@ -35,10 +36,13 @@ RUN pip install --no-deps -c constraints.txt ".[${EXTRAS}]" \
 
 COPY models ./models
 COPY deploy/healthcheck.py ./deploy/healthcheck.py
-RUN mkdir -p /data /models \
- && chown har:har /data /models
+# A fresh named volume takes the owner of its mount point: /phone (the phone
+# gateway's token and certificate, docker-compose.yml) must be the har user's.
+RUN mkdir -p /data /models /phone \
+ && chown har:har /data /models /phone
 
 USER har
 VOLUME ["/data", "/models"]
-EXPOSE 8501
+# dashboard; phone page and push over HTTPS; Sensor Logger push over HTTP
+EXPOSE 8501 8765 8766
 CMD ["har", "--help"]

@@ -33,6 +33,12 @@ class DashboardSettings(MqttSettings):
         default=Path("models"),
         description="Model artifacts (the trainer's), read when the trainer is not online",
     )
+    # Compose: the recordings volume is read-only here, and a volume cannot be mounted
+    # inside a read-only one unless the mount point already exists in it (docker/for-linux#128).
+    phone_dir: Path | None = Field(
+        default=None,
+        description="The phone gateway's --phone-dir, for its token (default: <data-dir>/phone)",
+    )
     refresh: float = Field(default=1.0, ge=0.2, le=60, description="Page refresh period (s)")
     history: float = Field(default=10.0, gt=0, le=600, description="Seconds of IMU data plotted")
     max_devices: int = Field(default=32, ge=1, le=1000, description="Most devices tracked at once")
@@ -57,6 +63,11 @@ class DashboardSettings(MqttSettings):
     def loopback(self) -> bool:
         """True when the dashboard is reachable from this machine only."""
         return self.address in LOOPBACK
+
+    @property
+    def phone_token_file(self) -> Path:
+        """Where the phone gateway writes its token: ``<--phone-dir or <data-dir>/phone>/token``."""
+        return (self.phone_dir or self.data_dir / "phone") / "token"
 
 
 def page_settings(env: Mapping[str, str] | None = None) -> DashboardSettings:

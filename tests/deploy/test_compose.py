@@ -35,8 +35,8 @@ SERVICE_KEYS = {
 }  # fmt: skip
 HEALTH_KEYS = {"test", "interval", "timeout", "retries", "start_period", "disable"}
 RESTART = {"no", "always", "on-failure", "unless-stopped"}
-LONG_RUNNING = ["gateway", "gateway-sim", "windower", "classifier", "recorder", "dashboard",
-                "homeassistant", "trainer", "workout"]  # fmt: skip
+LONG_RUNNING = ["gateway", "gateway-sim", "gateway-phone", "windower", "classifier", "recorder",
+                "dashboard", "homeassistant", "trainer", "workout"]  # fmt: skip
 
 
 @cache
@@ -212,7 +212,7 @@ def test_profiles_gateway_hardware_access_and_ports() -> None:
 
 def test_volumes_persist_recordings_and_models() -> None:
     services = compose()["services"]
-    assert set(compose()["volumes"]) == {"mosquitto-data", "recordings", "models"}
+    assert set(compose()["volumes"]) == {"mosquitto-data", "recordings", "models", "phone"}
     assert "recordings:/data" in services["recorder"]["volumes"]
     recorder = services["recorder"]["command"]
     assert recorder[recorder.index("--data-dir") + 1] == "/data"
@@ -235,8 +235,8 @@ def _help(subcommand: str) -> str:
     return result.stdout
 
 
-@pytest.mark.parametrize("service", ["gateway", "gateway-sim", "windower", "classifier",
-                                     "recorder", "dashboard", "homeassistant",
+@pytest.mark.parametrize("service", ["gateway", "gateway-sim", "gateway-phone", "windower",
+                                     "classifier", "recorder", "dashboard", "homeassistant",
                                      "trainer", "workout"])  # fmt: skip
 def test_each_service_runs_a_real_har_subcommand_with_known_flags(service: str) -> None:
     command = [interpolate(part, env_example()) for part in har_services()[service]["command"]]
@@ -337,3 +337,117 @@ def test_the_workout_service_runs_by_default_with_its_own_account() -> None:
     # its password variable: test_credentials_come_from_the_environment_and_match_the_broker_users
     assert workout["healthcheck"]["test"][-1] == "workout"  # its retained status is online
     assert workout["depends_on"]["mosquitto"]["condition"] == "service_healthy"
+
+
+def _flag(command: list[str], flag: str) -> str:
+    """The value after ``flag`` in a command list (the last one, as argparse takes it)."""
+    at = len(command) - 1 - command[::-1].index(flag)
+    return command[at + 1]
+
+
+def _mounts(service: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """``(source, target, mode)`` of each short-syntax volume of ``service``."""
+    out = []
+    for volume in service.get("volumes", []):
+        source, target, *mode = volume.split(":")
+        out.append((source, target, mode[0] if mode else "rw"))
+    return out
+
+
+def test_the_phone_profile_serves_phones_as_the_gateway_account() -> None:
+    """``--source phone`` under the gateway account, its two ports on HAR_PHONE_BIND."""
+    from imu_har.ops.acl import accounts
+    from imu_har.protocol import topics
+
+    phone = har_services()["gateway-phone"]
+    assert phone["profiles"] == ["phone"]
+    command = [interpolate(part, env_example()) for part in phone["command"]]
+    assert command[:4] == ["har", "gateway", "--source", "phone"]
+    assert "--sensor-logger-topic" not in command  # the app's default, which the ACL names
+    env = phone["environment"]
+    assert env["HAR_MQTT_USERNAME"] == "gateway" and env["HAR_MQTT_HOST"] == "mosquitto"
+    rules = {(r.access, r.topic) for a in accounts() if a.name == "gateway" for r in a.rules}
+    reads = {t for access, t in rules if access in {"read", "readwrite"}}
+    writes = {t for access, t in rules if access in {"write", "readwrite"}}
+    assert {topics.SENSOR_LOGGER_TOPIC, topics.everything(topics.SENSOR_LOGGER_TOPIC)} <= reads
+    assert {topics.IMU.subscription(), topics.DEVICE_STATUS.subscription()} <= writes
+    assert phone["healthcheck"]["test"][-1] == "gateway"
+    # Host port = container port = the port the gateway puts into its URLs.
+    https, http = _flag(command, "--phone-https-port"), _flag(command, "--phone-http-port")
+    default = [interpolate(p, {}) for p in phone["ports"]]
+    assert default == [f"127.0.0.1:{https}:{https}", f"127.0.0.1:{http}:{http}"]
+    opened = [interpolate(p, {"HAR_PHONE_BIND": "0.0.0.0"}) for p in phone["ports"]]
+    assert opened == [f"0.0.0.0:{https}:{https}", f"0.0.0.0:{http}:{http}"]
+    assert {"HAR_PHONE_BIND", "HAR_PHONE_PUBLIC_HOST"} <= set(env_example())
+    # inside a container the gateway would guess its own address for the URLs
+    host = [interpolate(p, {}) for p in phone["command"]]
+    assert _flag(host, "--phone-public-host") == "localhost"
+    assert _flag(command, "--phone-public-host") == env_example()["HAR_PHONE_PUBLIC_HOST"]
+    # one gateway at a time: the other gateways are in other profiles
+    gateways = [s for s in har_services().values() if s["command"][1] == "gateway"]
+    assert sorted(p for s in gateways for p in s["profiles"]) == ["ble", "phone", "sim"]
+
+
+def test_the_dashboard_reads_the_phone_token_from_the_gateways_volume() -> None:
+    """The Phone page's QR code carries the token the phone gateway wrote into its volume."""
+    from services.ble_gateway.phone.credentials import TOKEN_FILE
+    from services.dashboard.settings import DashboardSettings
+
+    services = har_services()
+    gateway, dashboard = services["gateway-phone"], services["dashboard"]
+    phone_dir = _flag(gateway["command"], "--phone-dir")
+    assert ("phone", phone_dir, "rw") in _mounts(gateway)
+    assert "phone" in compose()["volumes"]
+    seen = _flag(dashboard["command"], "--phone-dir")
+    assert ("phone", seen, "ro") in _mounts(dashboard)
+    settings = DashboardSettings(
+        data_dir=Path(_flag(dashboard["command"], "--data-dir")), phone_dir=Path(seen)
+    )
+    assert settings.phone_token_file == Path(seen) / TOKEN_FILE  # where the gateway writes it
+    assert DashboardSettings().phone_token_file == Path("data") / "phone" / TOKEN_FILE  # har up
+
+
+def test_no_volume_is_mounted_inside_a_read_only_mount() -> None:
+    """Docker cannot create a mount point inside a read-only mount (docker/for-linux#128):
+    a phone volume at the dashboard's /data/phone would stop the dashboard from starting."""
+    for name, service in compose()["services"].items():
+        mounts = _mounts(service)
+        read_only = [target for _, target, mode in mounts if mode == "ro"]
+        for _, target, _ in mounts:
+            outer = [ro for ro in read_only if target.startswith(ro.rstrip("/") + "/")]
+            assert not outer, f"{name}: {target} inside the read-only {outer}"
+
+
+def test_every_writable_volume_belongs_to_the_image_user() -> None:
+    """A fresh named volume takes the owner of its mount point in the image: one that is
+    not the har user's (uid 10001) could not be written by the service (the phone token)."""
+    runs = " ".join(arg for key, arg in dockerfile() if key == "RUN")
+    chown = re.search(r"chown har:har ([/\w ]+)", runs)
+    assert chown, "the Dockerfile hands no directory to the har user"
+    owned = set(chown.group(1).split())
+    for name, service in har_services().items():
+        if service.get("user") == "0:0":  # the Bluetooth gateway runs as root (D-Bus)
+            continue
+        for source, target, mode in _mounts(service):
+            if mode == "rw" and source in compose()["volumes"]:
+                assert target in owned, f"{name}: {source}:{target} is not the har user's"
+
+
+def test_the_image_has_the_phone_extra() -> None:
+    """``har gateway --source phone`` needs uvicorn, starlette and cryptography (extra phone)."""
+    import tomllib
+
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
+    assert "phone" in extras
+    steps = dockerfile()
+    default = next(arg for key, arg in steps if key == "ARG" and arg.startswith("EXTRAS="))
+    built = interpolate(compose()["x-har-service"]["build"]["args"]["EXTRAS"], env_example())
+    for chosen in {default.split("=", 1)[1], built}:
+        names = set(chosen.split(","))
+        if "all" in names:
+            names |= set(re.findall(r"\w+", extras["all"][0].split("[", 1)[1]))
+        assert "phone" in names, chosen
+    smaller = re.search(r'"(gateway,[\w,]+)"', (ROOT / "deploy" / "env.example").read_text())
+    assert smaller and "phone" in smaller.group(1).split(","), "the documented smaller image"

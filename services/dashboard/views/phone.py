@@ -5,8 +5,9 @@ gateway --source phone``) is shown only after checking it: the URLs must be
 ``https://host:port/`` (page) and ``http(s)://host:port/path`` (push) with a
 plain host name or address, so a forged status cannot put another site into the
 QR code. The token is not in any MQTT message: it is read from
-``<--data-dir>/phone/token``, where the gateway writes it (its ``--phone-dir``
-defaults to ``data/phone``); without that file the page says where to find it.
+``<--phone-dir>/token`` (default ``<--data-dir>/phone/token``), where the
+gateway writes it (its ``--phone-dir`` defaults to ``data/phone``); without that
+file the page says where to find it.
 """
 
 import io
@@ -44,10 +45,10 @@ def checked_url(value: object, schemes: tuple[str, ...]) -> str | None:
     return value if fine and not (parts.query or parts.fragment or "@" in parts.netloc) else None
 
 
-def read_token(data_dir: Path) -> str | None:
+def read_token(path: Path) -> str | None:
     """The gateway's token, if it wrote one where this dashboard can read it."""
     try:
-        token = (data_dir / "phone" / "token").read_text().strip()
+        token = path.read_text().strip()
     except OSError:
         return None
     return token if TOKEN.fullmatch(token) else None
@@ -101,7 +102,7 @@ def how_to(phone: dict, token: str | None) -> None:
     if needs_token and token is None:
         st.warning(
             "The gateway wants a token, and this dashboard cannot read it from "
-            f"{code(config.data_dir / 'phone' / 'token')}. It is in the gateway's --phone-dir "
+            f"{code(config.phone_token_file)}. It is in the gateway's --phone-dir "
             "(and in its log at start-up)."
         )
     token = token if needs_token else None
@@ -140,7 +141,7 @@ def phones() -> None:
             "(or `har gateway --source phone`); docs/gateway.md says more."
         )
     else:
-        how_to(phone, read_token(config.data_dir))
+        how_to(phone, read_token(config.phone_token_file))
         st.caption(
             f"{md(phone.get('phones', 0))} of at most {md(phone.get('max_phones', '?'))} phones"
         )
