@@ -96,8 +96,9 @@ def test_range_of_motion_and_placement_do_not_matter(swing: float, roll: float) 
         - 10
         for seed in range(4, 9)
     ]
-    assert all(abs(e) <= 2 for e in errors), errors
-    assert sum(abs(e) for e in errors) <= 3, errors
+    # Never more; one fewer when the cold detector takes the first repetition's far end
+    # for its first turning point.
+    assert all(e in (-1, 0) for e in errors), errors
 
 
 def test_alternating_sides_count_once_per_repetition() -> None:
