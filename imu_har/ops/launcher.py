@@ -8,7 +8,9 @@ its retained ``<root>/service/<name>/status`` with ``state=online`` (the
 dashboard: when its HTTP health endpoint answers). A crashed service is
 restarted with exponential backoff (:mod:`imu_har.ops.supervisor`);
 Ctrl-C or SIGTERM stops everything: SIGTERM to each child's process group, a
-grace period, SIGKILL, then the broker.
+grace period, SIGKILL, then the broker. A command line that cannot work (an
+invalid topic root, a dashboard beyond loopback without a login) stops with one
+line before anything starts (:mod:`imu_har.ops.preflight`).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from imu_har.ops.broker import BrokerAccess, MosquittoBroker, free_port, private_broker
+from imu_har.ops.preflight import refusal
 from imu_har.ops.supervisor import (
     DEFAULT_MODEL,
     STATUS_ALIASES,
@@ -115,6 +118,8 @@ class Launcher:
         self.access: BrokerAccess | None = None  # accounts on the private broker
         self.guard: subprocess.Popen[bytes] | None = None
         self.env = dict(os.environ, PYTHONUNBUFFERED="1")
+        if args.topic_root is not None:  # every service, the status watcher and the ACL
+            self.env["HAR_TOPIC_ROOT"] = args.topic_root
 
     def start_broker(self) -> None:
         """Use the configured broker, or start a private Mosquitto."""
@@ -313,6 +318,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.devices < 1:
         parser.error("--devices must be at least 1")
+    problem = refusal(args, os.environ)
+    if problem is not None:
+        print(f"{parser.prog}: error: {problem}", file=sys.stderr)
+        return 2
     model = resolve_model(args.model)
     if args.model is not None and not (model and (model / "spec.json").is_file()):
         parser.error(f"--model {args.model}: no model artifact there (spec.json missing)")

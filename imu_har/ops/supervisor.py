@@ -4,7 +4,8 @@ Nothing here starts processes or talks to a broker: :func:`plan` turns the
 command line into the services' ``har`` arguments, and :class:`Supervisor` is
 told what happened (``started``, ``exited``, ``online``) with explicit times and
 answers what to do next (``due`` restarts), so the policy is testable without
-processes. :mod:`imu_har.ops.launcher` is the I/O shell around it.
+processes (:mod:`imu_har.ops.preflight` says why a command line must not start
+at all). :mod:`imu_har.ops.launcher` is the I/O shell around it.
 """
 
 from __future__ import annotations
@@ -223,9 +224,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", type=Path, help=f"classifier model dir (default {DEFAULT_MODEL})")
     p.add_argument("--data-dir", type=Path, default=Path("data"), help="recordings (./data)")
     p.add_argument("--dashboard-port", type=int, default=8501, help="dashboard HTTP port")
-    p.add_argument("--dashboard-address", default="127.0.0.1", help="0.0.0.0 for the network")
+    p.add_argument(
+        "--dashboard-address",
+        default="127.0.0.1",
+        help="0.0.0.0 for the network; beyond loopback the dashboard needs a login: "
+        "--dashboard-args '--auth-file FILE' or HAR_AUTH_FILE (or --allow-anonymous)",
+    )
     p.add_argument("--mqtt-host", help="use this broker instead of a private Mosquitto")
     p.add_argument("--mqtt-port", type=int, help="broker port (private broker: a free port)")
+    p.add_argument(
+        "--topic-root", help="root of every topic, for every service (default: HAR_TOPIC_ROOT, har)"
+    )
     for name in SERVICES:
         p.add_argument(f"--no-{name}", action="store_true", help=f"do not start the {name}")
         p.add_argument(f"--{name}-args", default="", metavar="ARGS", help=f"extra {name} flags")

@@ -180,6 +180,41 @@ def test_har_up_refuses_bad_options_before_starting_anything(argv: list[str], me
     assert "Mosquitto" not in result.stdout
 
 
+@pytest.mark.parametrize(
+    ("argv", "env", "message"),
+    [
+        ([], {"HAR_TOPIC_ROOT": "har/#"}, "HAR_TOPIC_ROOT: topic root 'har/#' must be"),
+        ([], {"HAR_TOPIC_ROOT": "har\nx"}, "HAR_TOPIC_ROOT: topic root 'har\\nx' must be"),
+        (["--topic-root", "a/+/b"], {}, "--topic-root: topic root 'a/+/b' must be"),
+        (["--dashboard-address", "0.0.0.0"], {}, "the dashboard serves beyond loopback only"),
+        (["--dashboard-address", "0.0.0.0"], {"HAR_AUTH_FILE": "/nonexistent/users"}, "users"),
+    ],
+)
+def test_har_up_stops_with_one_line_before_starting_anything(
+    tmp_path: Path, argv: list[str], env: dict[str, str], message: str
+) -> None:
+    """An invalid topic root crashed har up with a traceback after its broker had started;
+    a dashboard beyond loopback without a login was restarted forever."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("HAR_")}
+    result = subprocess.run(
+        [*HAR, "up", *argv], capture_output=True, text=True, timeout=60, check=False,
+        cwd=tmp_path, env={**clean, **env},
+    )  # fmt: skip
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.splitlines() == [result.stderr.strip()], result.stderr  # one line
+    assert result.stderr.startswith("har up: error: ") and message in result.stderr
+    assert result.stdout == ""  # no broker, no service
+
+
+def test_topic_root_reaches_every_service() -> None:
+    from imu_har.ops.launcher import Launcher
+    from imu_har.ops.supervisor import ServiceSpec, build_parser
+
+    args = build_parser().parse_args(["--topic-root", "gym/floor-1"])
+    launcher = Launcher([ServiceSpec("windower", [])], args)
+    assert launcher.child_env("windower")["HAR_TOPIC_ROOT"] == "gym/floor-1"
+
+
 def test_nothing_outlives_a_killed_launcher(tmp_path: Path) -> None:
     """SIGKILL gives the launcher no chance to clean up: its children must go by themselves."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("HAR_")}

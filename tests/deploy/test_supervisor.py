@@ -1,4 +1,5 @@
-"""The pure supervision policy of ``har up``: backoff, restarts, online detection, stopping."""
+"""The pure supervision policy of ``har up``: backoff, restarts, online detection, stopping,
+and the command lines it refuses before starting anything."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import argparse
 
 import pytest
 
+from imu_har.ops.preflight import refusal
 from imu_har.ops.supervisor import RestartPolicy, State, Supervisor, build_parser, plan
 
 
@@ -130,3 +132,50 @@ def test_plan_passes_the_sim_style_to_simulated_wearables_only() -> None:
     assert ble[0].args == ["--source", "ble"]
     with pytest.raises(SystemExit):
         _args("--sim-style", "lazy")
+
+
+def test_a_dashboard_beyond_loopback_needs_a_login(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """It refuses to start without one; har up used to restart it forever."""
+    users = tmp_path / "users"
+    users.write_text("admin:scrypt$...\n")
+    network = ("--dashboard-address", "0.0.0.0")
+    message = refusal(_args(*network), {})
+    assert message and "--auth-file" in message and "\n" not in message
+    for loopback in ("127.0.0.1", "::1", "localhost"):
+        assert refusal(_args("--dashboard-address", loopback), {}) is None
+    assert refusal(_args(*network, "--no-dashboard"), {}) is None
+    assert refusal(_args(*network), {"HAR_AUTH_FILE": str(users)}) is None
+    assert refusal(_args(*network, "--dashboard-args", f"--auth-file {users}"), {}) is None
+    assert refusal(_args(*network, f"--dashboard-args=--auth-file={users}"), {}) is None
+    missing = refusal(_args(*network, "--dashboard-args", f"--auth-file {tmp_path / 'x'}"), {})
+    assert missing and "does not exist" in missing
+    assert refusal(_args(*network, "--dashboard-args=--allow-anonymous"), {}) is None
+    assert refusal(_args(*network), {"HAR_ALLOW_ANONYMOUS": "true"}) is None
+    assert refusal(_args(*network), {"HAR_ALLOW_ANONYMOUS": "false"}) is not None
+    last = "--allow-anonymous --no-allow-anonymous"  # the last one wins, as in the dashboard
+    assert refusal(_args(*network, "--dashboard-args", last), {}) is not None
+    # --dashboard-args come last on the dashboard's command line: their --address wins
+    assert refusal(_args("--dashboard-args", "--address 0.0.0.0"), {}) is not None
+    assert refusal(_args(*network, "--dashboard-args", "--address 127.0.0.1"), {}) is None
+    help_text = " ".join(build_parser().format_help().split())
+    assert "needs a login: --dashboard-args '--auth-file FILE' or HAR_AUTH_FILE" in help_text
+
+
+@pytest.mark.parametrize("root", ["har/#", "har/+/x", "har\nnext", "/har", "", "har root"])
+def test_an_invalid_topic_root_is_one_line(root: str) -> None:
+    for args, env, source in [
+        (_args("--topic-root", root), {}, "--topic-root"),
+        (_args(), {"HAR_TOPIC_ROOT": root}, "HAR_TOPIC_ROOT"),
+    ]:
+        message = refusal(args, env)
+        if source == "HAR_TOPIC_ROOT" and root == "":
+            assert message is None  # empty: the default root, as for every service
+            continue
+        assert message and message.startswith(f"{source}: topic root ") and "\n" not in message
+
+
+def test_valid_topic_roots_and_bad_quotes() -> None:
+    assert refusal(_args(), {"HAR_TOPIC_ROOT": "gym/floor-1"}) is None
+    assert refusal(_args("--topic-root", "gym"), {"HAR_TOPIC_ROOT": "har/#"}) is None
+    message = refusal(_args("--gateway-args", "--file 'a b"), {})
+    assert message and message.startswith("--gateway-args: ")
