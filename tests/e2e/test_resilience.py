@@ -91,6 +91,7 @@ def test_broker_restart_services_reconnect_and_recording_loses_nothing(tmp_path:
 def test_killed_classifier_is_restarted_by_har_up_and_predictions_resume(tmp_path: Path) -> None:
     status_file = tmp_path / "status.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith("HAR_")}
+    env["HAR_IGNORE_ACTIVE_FILE"] = "true"  # serve --model even after a local activation
     cmd = [sys.executable, "-m", "imu_har.ops.cli", "up", "--devices", "2", "--no-dashboard"]
     cmd += ["--no-recorder", "--model", str(DEFAULT_MODEL), "--status-file", str(status_file)]
     cmd += ["--restart-delay", "0.5", "--mqtt-port", str(free_port())]

@@ -61,6 +61,9 @@ class Service:
         cmd = [sys.executable, "-m", "imu_har.ops.cli", self.name, *self.args]
         cmd += ["--mqtt-port", str(port), "--status-interval", "0.5"]
         env = {k: v for k, v in os.environ.items() if not k.startswith("HAR_")}
+        # A developer's models/active.json (an activation under har up) must not change
+        # which model these tests serve: they name theirs.
+        env["HAR_IGNORE_ACTIVE_FILE"] = "true"
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=log)
 
