@@ -18,6 +18,7 @@ from imu_har.protocol.messages import Prediction
 from imu_har.protocol.workout import Form, check_exercise, split_form
 
 MAX_VOTES = 64  # windows kept per device: 25 s at the demo model's 0.4 s hop
+RUN_SUPPORT = 0.25  # a window this sure of an exercise continues its run (it began there)
 SUM_TOLERANCE = 0.05  # softmax outputs sum to one; a little rounding is fine
 
 
@@ -124,13 +125,13 @@ class Votes:
             sure = all(w.top_p >= probability for w in last)
         return Steady(top, last[0].start) if sure else None
 
-    def run_start(self, exercise: str | None) -> float:
-        """Start of the oldest window of the newest run of windows whose top is ``exercise``
-        (the latest window's end when the newest is not): where the exercise began, not
-        where its last few windows began."""
+    def run_start(self, exercise: str) -> float:
+        """Start of the oldest window of the newest run of windows giving ``exercise`` at
+        least :data:`RUN_SUPPORT` (the latest window's end when the newest does not): where
+        the exercise began, not where its last few windows began."""
         start = self.last_end()
         for w in reversed(self.recent):
-            if w.top != exercise:
+            if w.support(exercise) < RUN_SUPPORT:
                 break
             start = w.start
         return start

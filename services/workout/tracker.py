@@ -134,18 +134,19 @@ class DeviceTracker:
         is recognised steadily and the repetitions since then are periodic."""
         s = self.settings
         steady = self.votes.steady(s.start_predictions, s.start_probability)
-        if steady is None or steady.exercise is None:
+        exercise = steady.exercise if steady is not None else None
+        if exercise is None:
             return []
-        if self.current is not None and steady.exercise == self.current.exercise:
+        if self.current is not None and exercise == self.current.exercise:
             return []
-        since = max(self.votes.run_start(steady.exercise) - LOOK_BACK, self._used_until)
+        since = max(self.votes.run_start(exercise) - LOOK_BACK, self._used_until)
         cycles = periodic(self.detector.since(since))
         if len(cycles) < s.start_reps:
             self.counts["not_periodic"] += 1
             return []
         out = self.end_set("end_switch") if self.current is not None else []
         number = self.day.next_set(cycles[0].start)
-        self.current = OpenSet(steady.exercise, number, last_end=cycles[0].start)
+        self.current = OpenSet(exercise, number, last_end=cycles[0].start)
         out.append(self._state())
         for cycle in cycles:
             self._accept(cycle)
