@@ -34,9 +34,9 @@ import numpy as np
 
 from services.workout.axis import Axis
 
-HYSTERESIS = 0.45  # of the typical swing: partial repetitions (at most 25%) stay under it
+HYSTERESIS = 0.4  # of the typical swing: partial repetitions (at most 25%) stay under it
 SWINGS = 4  # recent swings the typical one is the median of
-SPREADS = 3.0  # the typical swing is at most this many spreads of the axis (a sine: 2.8)
+SPREADS = 2.0  # ... at most this many spreads of the axis (a sine swings 2.8): set-up moves
 FIRST_SPREADS = 2.5  # the typical swing before any is known
 MIN_DELTA = 0.06  # g: standing sway and sensor noise (0.02 g a sample) never move this far
 REFRACTORY = 0.55  # of the period: the least time between two counted turning points
