@@ -16,8 +16,9 @@ Getting into position (standing to plank) moves far more than the
 repetitions, so the axis is fitted only on the samples since the latest
 posture began; a pause (no motion) keeps the axis as it was.
 
-Cost (measured, one refit of 6 s): about 25 us; an earlier version with a
-running-mean band-pass and the period from the autocorrelation cost 240 us.
+Cost (measured, one refit of 6 s, the machine shared): about 60 us with the
+period, 40 without (the detector looks for it every third refit); an earlier
+version with a running-mean band-pass and a second component cost 240 us.
 """
 
 from __future__ import annotations
@@ -91,9 +92,10 @@ def latest_posture(y: np.ndarray, rate: float) -> int:
     return len(y) - (blocks - first) * k
 
 
-def fit_axis(y: np.ndarray, rate: float, previous: Axis | None) -> Axis:
+def fit_axis(y: np.ndarray, rate: float, previous: Axis | None, find_period: bool = True) -> Axis:
     """The axis of grid samples ``y`` (n, 3) since the latest posture began, turned from
-    ``previous`` (whose sign it keeps) unless the posture has just changed."""
+    ``previous`` (whose sign it keeps) unless the posture has just changed; its period
+    found again only with ``find_period`` (else the previous one is kept)."""
     first = latest_posture(y, rate)
     k = max(2, round(BLOCK_SECONDS * rate))
     part = y[first:]
@@ -110,4 +112,5 @@ def fit_axis(y: np.ndarray, rate: float, previous: Axis | None) -> Axis:
     if previous is not None and float(vector @ previous.vector) < 0:
         vector = -vector
     along = moving @ vector
-    return Axis(vector.copy(), float(along.std()), covariance, period_of(along, rate))
+    period = period_of(along, rate) if find_period or previous is None else previous.period
+    return Axis(vector.copy(), float(along.std()), covariance, period)

@@ -20,7 +20,8 @@ import numpy as np
 from services.workout.axis import fit_axis, still
 from services.workout.counter import Cycle, TurnCounter
 
-REFIT_SECONDS = 1.0  # between refits while an exercise is seen or a set is under way
+PERIOD_REFITS = 3  # refits between looking for the period again
+REFIT_SECONDS = 1.0  # s between refits while an exercise is seen or a set is under way
 FIT_SECONDS = 6.0  # of signal each refit looks at (two or more repetitions)
 SAME_PEAK = 0.1  # s: a repetition found again (by a new counter) peaks within this
 KEEP_CYCLES = 32  # recent repetitions kept for a set that starts late

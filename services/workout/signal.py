@@ -71,9 +71,9 @@ class MotionSignal:
     def push(self, times: np.ndarray, acc: np.ndarray, rate: float) -> tuple[np.ndarray, ...]:
         """Add raw samples (times (n,), acc (n, 3)); return the new grid ``(times, values)``.
         (``rate`` is the wearable's; the bins do not need it.)"""
-        if (self.last_time is not None and times[0] <= self.last_time) or (
-            len(times) > 1 and not (times[1:] > times[:-1]).all()
-        ):  # duplicates and samples out of order are dropped, as the windower drops them
+        # Duplicates and samples out of order are dropped, as the windower drops them. A
+        # frame's own times always rise (DeviceClock steps them), only its start is checked.
+        if self.last_time is not None and times[0] <= self.last_time:
             fresh = accepted(times, self.last_time)
             times, acc = times[fresh], acc[fresh]
         if not len(times):
