@@ -9,7 +9,6 @@ compaction) is :class:`services.recorder.store.SessionStore`.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -104,13 +103,10 @@ class Recorder(SessionStore):
             raise PayloadError("device_mismatch", f"payload device {frame.device!r} on its topic")
         if self._overloaded(qos):
             return "dropped"
-        if not session.add(frame, payload):
-            self.counts["duplicates"] += 1
-            return "duplicate"
-        self._pending_bytes += len(payload)
-        self.counts["frames"] += 1
-        self.counts["rows"] += frame.samples.shape[0]
-        return "recorded"
+        outcome = self._buffered(session.add(frame, payload), payload, "frames")
+        if outcome == "recorded":
+            self.counts["rows"] += frame.samples.shape[0]
+        return outcome
 
     def prediction(self, payload: bytes, received_at: float, qos: int = 0) -> str:
         """Log one prediction JSON (validated); say what happened."""
@@ -121,12 +117,8 @@ class Recorder(SessionStore):
         self.note_device(prediction.device, received_at)
         if self._overloaded(qos):
             return "dropped"
-        if not self.predictions.add(prediction, payload, received_at):
-            self.counts["duplicates"] += 1
-            return "duplicate"
-        self._pending_bytes += len(payload)
-        self.counts["predictions"] += 1
-        return "recorded"
+        added = self.predictions.add(prediction, payload, received_at)
+        return self._buffered(added, payload, "predictions")
 
     def workout_event(
         self, dataset: str, device: str, payload: bytes, received_at: float, qos: int = 1
@@ -135,11 +127,16 @@ class Recorder(SessionStore):
         event = parse_event(dataset, payload, device)
         if self._overloaded(qos):
             return "dropped"
-        if not self.workouts.add(event, payload, received_at):
+        added = self.workouts.add(event, payload, received_at)
+        return self._buffered(added, payload, f"{dataset}_logged")
+
+    def _buffered(self, added: bool, payload: bytes, counter: str) -> str:
+        """Count a message buffered (``added``) under ``counter``, or a duplicate."""
+        if not added:
             self.counts["duplicates"] += 1
             return "duplicate"
         self._pending_bytes += len(payload)
-        self.counts[f"{dataset}_logged"] += 1
+        self.counts[counter] += 1
         return "recorded"
 
     def _overloaded(self, qos: int) -> bool:
@@ -281,18 +278,11 @@ class Recorder(SessionStore):
 
     def list_sessions(self) -> dict[str, Any]:
         """Manifests of finished sessions, newest first (at most ``list_limit``)."""
-        paths = sorted((self.data_dir / storage.SESSIONS).glob("*.json"), reverse=True)
-        sessions = []
-        for path in paths[: self.config.list_limit]:
-            try:
-                manifest = json.loads(path.read_text())
-            except (OSError, ValueError) as exc:
-                logger.warning("unreadable manifest %r: %s", str(path), exc)
-                continue
-            keep = ("session", "device", "label", "subject", "started_at", "stopped_at", "rows")
-            extra = ("stop_reason", "files", "excluded", "reps")
-            sessions.append({k: manifest.get(k) for k in (*keep, *extra)})
-        return {"sessions": sessions, "total": len(paths)}
+        keep = ("session", "device", "label", "subject", "started_at", "stopped_at", "rows")
+        extra = ("stop_reason", "files", "excluded", "reps")
+        limit = self.config.list_limit
+        sessions, total = storage.read_manifests(self.data_dir, limit, (*keep, *extra))
+        return {"sessions": sessions, "total": total}
 
 
 def unknown_device(device: str) -> str:

@@ -22,9 +22,7 @@ are at most 64 characters), so the keys are kept as they are.
 from __future__ import annotations
 
 import logging
-import secrets
 import struct
-import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -35,7 +33,8 @@ import pydantic_core
 from imu_har.protocol.errors import PayloadError
 from imu_har.protocol.workout import RepEvent, SetEvent
 from services.recorder import storage
-from services.recorder.segments import SegmentWriter, WriteFn, read_segment
+from services.recorder.segment_log import SegmentLog
+from services.recorder.segments import WriteFn, read_segment
 
 logger = logging.getLogger(__name__)
 
@@ -107,8 +106,10 @@ def events_to_table(dataset: str, rows: list[tuple[dict[str, Any], float]]) -> p
     return pa.Table.from_pydict(data, schema=pa.schema([pa.field(n, t, False) for n, t in columns]))
 
 
-class WorkoutLog:
+class WorkoutLog(SegmentLog[Key]):
     """Group-committed segment of rep and set events with rotation into Parquet."""
+
+    prefix = "workouts"
 
     def __init__(
         self,
@@ -119,83 +120,34 @@ class WorkoutLog:
         rotate_rows: int,
         rotate_seconds: float,
     ) -> None:
-        self.data_dir = data_dir
-        self.fsync, self._write = fsync, write
-        self.rotate_rows, self.rotate_seconds = rotate_rows, rotate_seconds
-        self.writer: SegmentWriter | None = None
-        self.keys: set[Key] = set()
-        self.rows = 0  # events in the current segment
+        super().__init__(
+            data_dir,
+            fsync=fsync,
+            write=write,
+            rotate_rows=rotate_rows,
+            rotate_seconds=rotate_seconds,
+        )
         self.total: dict[str, int] = dict.fromkeys(KINDS.values(), 0)  # logged since start
-        self.opened_at = 0.0
-
-    @property
-    def segments_dir(self) -> Path:
-        return self.data_dir / storage.SEGMENTS
 
     def recover(self) -> None:
         """Drop temporaries, compact leftover segments except the newest, which is reopened."""
         for dataset in KINDS.values():
             for tmp in (self.data_dir / dataset).rglob(".*.tmp"):
                 tmp.unlink(missing_ok=True)
-        paths = sorted(self.segments_dir.glob("workouts-*.seg"))
-        for old in paths[:-1]:
-            self._compact(old)
-            storage.remove_durably(old)
-        if paths:
-            newest = paths[-1]
-            for kind, payload in read_segment(newest, repair=True):
-                if kind in KINDS:
-                    self.keys.add(_key(KINDS[kind], _decode(payload)[0]))
-            self.rows = len(self.keys)
-            self._open(newest)
+        super().recover()
+
+    def _record_key(self, kind: bytes, payload: bytes) -> Key | None:
+        return _key(KINDS[kind], _decode(payload)[0]) if kind in KINDS else None
 
     def add(self, event: WorkoutEvent, payload: bytes, received_at: float) -> bool:
         """Buffer one event; False for a duplicate."""
         dataset = REPS if isinstance(event, RepEvent) else SETS
-        key = _key(dataset, event.__dict__)
-        if key in self.keys:
-            return False
-        if self.writer is None:
-            stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(received_at))
-            self._open(self.segments_dir / f"workouts-{stamp}-{secrets.token_hex(4)}.seg")
-        assert self.writer is not None
         kind = b"R" if dataset == REPS else b"S"
-        self.writer.append(kind, _TIME.pack(received_at) + payload)
-        self.keys.add(key)
-        self.rows += 1
+        record = _TIME.pack(received_at) + payload
+        if not self._append(_key(dataset, event.__dict__), kind, record, received_at):
+            return False
         self.total[dataset] += 1
         return True
-
-    def _open(self, path: Path) -> None:
-        self.writer = SegmentWriter(path, fsync=self.fsync, write=self._write)
-        self.opened_at = time.time()
-
-    def commit(self) -> None:
-        """Make buffered events durable (raises OSError; nothing lost)."""
-        if self.writer is not None:
-            self.writer.commit()
-
-    @property
-    def dirty(self) -> bool:
-        return self.writer is not None and self.writer.dirty
-
-    def due(self, now: float) -> bool:
-        """Whether the current segment should be rotated."""
-        return self.rows > 0 and (
-            self.rows >= self.rotate_rows or now - self.opened_at >= self.rotate_seconds
-        )
-
-    def rotate(self) -> None:
-        """Compact the committed segment into Parquet parts and start a new one."""
-        if self.writer is None or self.writer.dirty:
-            return
-        path = self.writer.path
-        self._compact(path)
-        self.writer.close()
-        self.writer = None
-        storage.remove_durably(path)
-        self.keys.clear()
-        self.rows = 0
 
     def _compact(self, path: Path) -> None:
         """One Parquet part per dataset and UTC date of the events' ends."""
@@ -216,9 +168,3 @@ class WorkoutLog:
         for (dataset, date), events in sorted(rows.items()):
             final = self.data_dir / dataset / f"date={date}" / f"{part}.parquet"
             storage.write_parquet_atomic(events_to_table(dataset, events), final, self._write)
-
-    def close(self) -> None:
-        """Close without compacting (the segment is recovered on the next start)."""
-        if self.writer is not None:
-            self.writer.close()
-            self.writer = None

@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import secrets
 import struct
-import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -31,7 +29,8 @@ import pydantic_core
 from imu_har.protocol.messages import Prediction
 from services.recorder import storage
 from services.recorder.schema import predictions_to_table
-from services.recorder.segments import SegmentWriter, WriteFn, read_segment
+from services.recorder.segment_log import SegmentLog
+from services.recorder.segments import WriteFn, read_segment
 
 logger = logging.getLogger(__name__)
 
@@ -69,8 +68,10 @@ def _decode(payload: bytes) -> tuple[dict[str, Any], float]:
     return values, received_at
 
 
-class PredictionLog:
+class PredictionLog(SegmentLog[bytes]):
     """Group-committed prediction segment with rotation into Parquet."""
+
+    prefix = "predictions"
 
     def __init__(
         self,
@@ -82,84 +83,31 @@ class PredictionLog:
         rotate_seconds: float,
         rotate_bytes: int,
     ) -> None:
-        self.data_dir = data_dir
-        self.fsync, self._write = fsync, write
-        self.rotate_rows, self.rotate_seconds = rotate_rows, rotate_seconds
+        super().__init__(
+            data_dir,
+            fsync=fsync,
+            write=write,
+            rotate_rows=rotate_rows,
+            rotate_seconds=rotate_seconds,
+        )
         self.rotate_bytes = rotate_bytes
-        self.writer: SegmentWriter | None = None
-        self.keys: set[bytes] = set()
-        self.rows = 0  # predictions in the current segment
         self.total = 0  # predictions logged since start
-        self.opened_at = 0.0
 
-    @property
-    def segments_dir(self) -> Path:
-        return self.data_dir / storage.SEGMENTS
-
-    def recover(self) -> None:
-        """Compact leftover segments except the newest, which is reopened."""
-        paths = sorted(self.segments_dir.glob("predictions-*.seg"))
-        for old in paths[:-1]:
-            self._compact(old)
-            storage.remove_durably(old)
-        if paths:
-            newest = paths[-1]
-            for kind, payload in read_segment(newest, repair=True):
-                if kind == PREDICTION:
-                    self.keys.add(_key(_decode(payload)[0]))
-            self.rows = len(self.keys)
-            self._open(newest)
+    def _record_key(self, kind: bytes, payload: bytes) -> bytes | None:
+        return _key(_decode(payload)[0]) if kind == PREDICTION else None
 
     def add(self, prediction: Prediction, payload: bytes, received_at: float) -> bool:
         """Buffer one prediction; False for a duplicate."""
-        key = _key(prediction.__dict__)
-        if key in self.keys:
+        record = _TIME.pack(received_at) + payload
+        if not self._append(_key(prediction.__dict__), PREDICTION, record, received_at):
             return False
-        if self.writer is None:
-            stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(received_at))
-            self._open(self.segments_dir / f"predictions-{stamp}-{secrets.token_hex(4)}.seg")
-        assert self.writer is not None
-        self.writer.append(PREDICTION, _TIME.pack(received_at) + payload)
-        self.keys.add(key)
-        self.rows += 1
         self.total += 1
         return True
 
-    def _open(self, path: Path) -> None:
-        self.writer = SegmentWriter(path, fsync=self.fsync, write=self._write)
-        self.opened_at = time.time()
-
-    def commit(self) -> None:
-        """Make buffered predictions durable (raises OSError; nothing lost)."""
-        if self.writer is not None:
-            self.writer.commit()
-
-    @property
-    def dirty(self) -> bool:
-        return self.writer is not None and self.writer.dirty
-
     def due(self, now: float) -> bool:
-        """Whether the current segment should be rotated."""
-        if self.rows == 0:
-            return False
+        """Whether the current segment should be rotated (rows, age or bytes)."""
         size = self.writer.size if self.writer is not None else 0
-        return (
-            self.rows >= self.rotate_rows
-            or now - self.opened_at >= self.rotate_seconds
-            or size >= self.rotate_bytes
-        )
-
-    def rotate(self) -> None:
-        """Compact the committed segment into Parquet parts and start a new one."""
-        if self.writer is None or self.writer.dirty:
-            return
-        path = self.writer.path
-        self._compact(path)
-        self.writer.close()
-        self.writer = None
-        storage.remove_durably(path)
-        self.keys.clear()
-        self.rows = 0
+        return super().due(now) or (self.rows > 0 and size >= self.rotate_bytes)
 
     def _compact(self, path: Path) -> None:
         """Write the segment's predictions as one Parquet part per date, converted in chunks.
@@ -190,9 +138,3 @@ class PredictionLog:
             tables = chunks[date] + ([predictions_to_table(rows[date])] if rows[date] else [])
             final = self.data_dir / storage.PREDICTIONS / f"date={date}" / f"{part}.parquet"
             storage.write_parquet_atomic(pa.concat_tables(tables), final, self._write)
-
-    def close(self) -> None:
-        """Close without compacting (the segment is recovered on the next start)."""
-        if self.writer is not None:
-            self.writer.close()
-            self.writer = None

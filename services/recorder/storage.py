@@ -17,6 +17,7 @@ the same ``write`` function as the segments, so a test's full disk
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
 import time
@@ -28,6 +29,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from services.recorder.segments import WriteFn
+
+logger = logging.getLogger(__name__)
 
 RECORDINGS = "recordings"
 PREDICTIONS = "predictions"
@@ -166,6 +169,25 @@ def write_json_atomic(data: dict[str, Any], final: Path, write: WriteFn = os.wri
     """Write ``data`` as JSON to ``final`` atomically."""
     text = json.dumps(data, indent=2, sort_keys=True) + "\n"
     _write_atomic(final, lambda sink: sink.write(text.encode()), write)
+
+
+def read_manifests(
+    data_dir: Path, limit: int, keys: tuple[str, ...]
+) -> tuple[list[dict[str, Any]], int]:
+    """The ``keys`` of the newest ``limit`` session manifests, newest first, and how many there are.
+
+    An unreadable manifest is logged and left out.
+    """
+    paths = sorted((data_dir / SESSIONS).glob("*.json"), reverse=True)
+    found = []
+    for path in paths[:limit]:
+        try:
+            manifest = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            logger.warning("unreadable manifest %r: %s", str(path), exc)
+            continue
+        found.append({k: manifest.get(k) for k in keys})
+    return found, len(paths)
 
 
 def remove_durably(path: Path) -> None:

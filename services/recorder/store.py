@@ -25,6 +25,7 @@ from services.recorder import storage
 from services.recorder.events import WorkoutLog
 from services.recorder.health import Problems
 from services.recorder.predictions import PredictionLog
+from services.recorder.segment_log import SegmentLog
 from services.recorder.segments import WriteFn
 from services.recorder.sessions import Session, recover
 from services.recorder.settings import RecorderConfig
@@ -249,20 +250,19 @@ class SessionStore:
             self._rotate_workouts()
 
     def _rotate_predictions(self) -> None:
-        try:
-            self.predictions.rotate()
-        except OSError as exc:
-            self._fail(PREDICTIONS, f"cannot write predictions: {exc}")
-            return
-        self.problems.clear(PREDICTIONS)
+        self._rotate_log(self.predictions, PREDICTIONS, "predictions")
 
     def _rotate_workouts(self) -> None:
+        self._rotate_log(self.workouts, WORKOUTS, "rep and set events")
+
+    def _rotate_log(self, log: SegmentLog[Any], problem: str, what: str) -> None:
+        """Compact ``log``'s segment; a write error is the ``problem`` until one succeeds."""
         try:
-            self.workouts.rotate()
+            log.rotate()
         except OSError as exc:
-            self._fail(WORKOUTS, f"cannot write rep and set events: {exc}")
+            self._fail(problem, f"cannot write {what}: {exc}")
             return
-        self.problems.clear(WORKOUTS)
+        self.problems.clear(problem)
 
     def _rotation_due(self, session: Session) -> bool:
         writer = session.writer
