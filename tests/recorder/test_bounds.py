@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -30,6 +29,7 @@ from tests.support.recorder_mqtt import (
     publish_frames,
     serve,
     settings_for,
+    wait_until,
 )
 
 NOW = 1_795_000_000.0
@@ -122,13 +122,6 @@ def test_stray_unsubscribes_wait_in_a_bounded_queue() -> None:
     for index in range(MAX_HEALED + 500):  # an older version's har/+/imu brings every device
         subs.stray(f"fake-{index}")
     assert subs.unsubscribing == MAX_HEALED
-
-
-def wait_until(check: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not check() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return check()
 
 
 @pytest.mark.broker

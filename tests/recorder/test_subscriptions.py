@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -30,17 +29,11 @@ from tests.support.recorder_mqtt import (
     serve,
     settings_for,
     wait_rows,
+    wait_until,
 )
 
 pytestmark = pytest.mark.broker
 DEV, OTHER = "sub-1", "sub-2"
-
-
-def wait_until(check: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not check() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return check()
 
 
 def settled(service: Any) -> bool:

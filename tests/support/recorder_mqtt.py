@@ -6,6 +6,7 @@ import json
 import os
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,12 @@ from tests.support.recorder import make_frame
 
 
 class Requester:
-    """Sends recorder commands as an MQTT v5 client and waits for the correlated reply."""
+    """Sends recorder commands as an MQTT v5 client and waits for the correlated reply.
+
+    A subclass for another service's commands sets :attr:`command_topic`.
+    """
+
+    command_topic = topics.RECORDER_CMD  # formatted with the topic root
 
     def __init__(self, client: mqtt.Client, root: str = "har") -> None:
         self.client = client
@@ -54,7 +60,7 @@ class Requester:
         props.ResponseTopic = response_topic or self.response_topic
         props.CorrelationData = correlation
         payload = command if isinstance(command, bytes) else json.dumps(command).encode()
-        topic = topics.RECORDER_CMD.format(self.root)
+        topic = self.command_topic.format(self.root)
         self.client.publish(topic, payload, qos=1, properties=props)
         return correlation
 
@@ -80,6 +86,14 @@ class Requester:
 def _correlation(message: mqtt.MQTTMessage) -> bytes | None:
     props = getattr(message, "properties", None)
     return getattr(props, "CorrelationData", None) if props else None
+
+
+def wait_until(check: Callable[[], bool], timeout: float = 10.0) -> bool:
+    """Whether ``check()`` came true within ``timeout`` seconds (polled every 50 ms)."""
+    deadline = time.monotonic() + timeout
+    while not check() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return check()
 
 
 def publish_frames(

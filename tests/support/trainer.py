@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import json
-import uuid
 from pathlib import Path
 from typing import Any
-
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
 from imu_har.protocol import topics
 from imu_har.protocol.codec import Frame, encode_frame
@@ -74,17 +70,4 @@ def trainer_settings(broker: Any, tmp_path: Path, **kwargs: Any) -> TrainerSetti
 class TrainerRequester(Requester):
     """:class:`Requester` for ``<root>/trainer/cmd``."""
 
-    def post(
-        self,
-        command: dict[str, Any] | bytes,
-        correlation: bytes | None = None,
-        response_topic: str | None = None,
-    ) -> bytes:
-        """Publish a trainer command as MQTT v5 with a response topic; its correlation data."""
-        correlation = correlation or uuid.uuid4().bytes
-        props = Properties(PacketTypes.PUBLISH)
-        props.ResponseTopic = response_topic or self.response_topic
-        props.CorrelationData = correlation
-        payload = command if isinstance(command, bytes) else json.dumps(command).encode()
-        self.client.publish(topics.TRAINER_CMD.format(self.root), payload, qos=1, properties=props)
-        return correlation
+    command_topic = topics.TRAINER_CMD
