@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from imu_har.ops import acl
+from imu_har.ops import accounts, acl
 from imu_har.protocol.topics import RESERVED_NAMES
 from tests.support.deploy import (
     DEPLOY,
@@ -56,10 +56,10 @@ def test_the_committed_acl_is_the_generated_one() -> None:
 
 
 def test_the_documented_table_is_the_generated_rules() -> None:
-    """Every filter of acl.py is in the table and the other way round (per account)."""
+    """Every filter of accounts.py is in the table and the other way round (per account)."""
     table = acl_table()
 
-    def documented(rules: list[acl.Rule]) -> tuple[set[str], set[str], set[str]]:
+    def documented(rules: list[accounts.Rule]) -> tuple[set[str], set[str], set[str]]:
         reads = {r.topic for r in rules if r.access in {"read", "readwrite"}}
         writes = {r.topic for r in rules if r.access in {"write", "readwrite"}}
         return reads, writes, {r.topic for r in rules if r.access == "deny"}
@@ -69,16 +69,16 @@ def test_the_documented_table_is_the_generated_rules() -> None:
         sets = (row.reads, row.writes, row.refused)
         return tuple({f.replace("<id>", "%u") for f in s} for s in sets)  # type: ignore[return-value]
 
-    for account in acl.accounts():
+    for account in accounts.accounts():
         own_status = f"har/service/{account.name}/status"
         reads, writes, refused = documented(list(account.rules))
         t_reads, t_writes, t_refused = in_table(account.name)
         # the own status is readwrite; the table lists its read under har/service/+/status or har/#
         in_code = (reads - {own_status}, writes, refused)
         assert in_code == (t_reads, t_writes, t_refused), account.name
-    assert documented(acl.device_rules()) == in_table("device")
-    assert documented(acl.anonymous_rules()) == in_table("anonymous")
-    assert set(table) == {"device", "anonymous", *acl.account_names()}
+    assert documented(accounts.device_rules()) == in_table("device")
+    assert documented(accounts.anonymous_rules()) == in_table("anonymous")
+    assert set(table) == {"device", "anonymous", *accounts.account_names()}
 
 
 def test_anonymous_and_wrong_passwords_are_refused(broker: DeployBroker) -> None:

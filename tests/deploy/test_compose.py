@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
-from imu_har.ops.acl import SERVICE_ACCOUNTS, account_names
+from imu_har.ops.accounts import SERVICE_ACCOUNTS, account_names
 from imu_har.ops.cli import commands
 from imu_har.protocol.topics import RESERVED_NAMES
 
@@ -356,7 +356,7 @@ def _mounts(service: dict[str, Any]) -> list[tuple[str, str, str]]:
 
 def test_the_phone_profile_serves_phones_as_the_gateway_account() -> None:
     """``--source phone`` under the gateway account, its two ports on HAR_PHONE_BIND."""
-    from imu_har.ops.acl import accounts
+    from imu_har.ops.accounts import accounts
     from imu_har.protocol import topics
 
     phone = har_services()["gateway-phone"]

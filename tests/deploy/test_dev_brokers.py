@@ -97,7 +97,7 @@ def test_on_the_development_broker_only_the_classifier_sets_the_retained_spec(
 
 def test_every_service_har_up_starts_has_an_account() -> None:
     access = BrokerAccess.generate(SERVICES)
-    assert set(SERVICES) <= set(acl_table()), "add the service to imu_har/ops/acl.py"
+    assert set(SERVICES) <= set(acl_table()), "add the service to imu_har/ops/accounts.py"
     assert set(access.passwords) == set(SERVICES)
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from imu_har.ops.acl import SERVICE_ACCOUNTS, account_names
+from imu_har.ops.accounts import SERVICE_ACCOUNTS, account_names
 from tests.support.deploy import LOGIN_PASSWORD, PASSWORDS, make_secrets, write_env
 
 INTERNAL = [*SERVICE_ACCOUNTS, "monitor"]
