@@ -3,7 +3,7 @@
 Starts a private Mosquitto when no broker is configured (no ``--mqtt-host`` and
 no ``HAR_MQTT_HOST``), then gateway, windower, classifier, workout, recorder,
 trainer (and, with ``--homeassistant``, the Home Assistant bridge) and dashboard. Each child's
-output is prefixed with its name; a service counts as online when it publishes
+output is prefixed with its name (:mod:`imu_har.ops.processes`); a service counts as online when it publishes
 its retained ``<root>/service/<name>/status`` with ``state=online`` (the
 dashboard: when its HTTP health endpoint answers). A crashed service is
 restarted with exponential backoff (:mod:`imu_har.ops.supervisor`);
@@ -25,12 +25,12 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
 from imu_har.ops.broker import BrokerAccess, MosquittoBroker, free_port, private_broker
 from imu_har.ops.preflight import refusal
+from imu_har.ops.processes import BROKER_GUARD, CHILD_SHIM, http_ok, killpg, pump, say
 from imu_har.ops.supervisor import (
     DEFAULT_MODEL,
     STATUS_ALIASES,
@@ -44,35 +44,6 @@ from imu_har.ops.supervisor import (
 )
 from imu_har.protocol.errors import PayloadError
 from imu_har.protocol.topics import DEFAULT_ROOT, SERVICE_STATUS
-
-# Run in the child before exec: die with the launcher even if it is SIGKILLed (Linux).
-_CHILD_SHIM = (
-    "import ctypes, os, signal, sys\n"
-    "try: ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)\n"
-    "except Exception: pass\n"
-    "if os.getppid() != int(sys.argv[1]): sys.exit(1)\n"
-    "os.execv(sys.executable, [sys.executable, '-m', 'imu_har.ops.cli', *sys.argv[2:]])\n"
-)
-# A sleeping guard that stops the private broker (argv[2]) when the launcher dies.
-_BROKER_GUARD = (
-    "import ctypes, os, signal, sys\n"
-    "def bye(*_):\n"
-    "    try: os.kill(int(sys.argv[2]), signal.SIGTERM)\n"
-    "    finally: sys.exit(0)\n"
-    "signal.signal(signal.SIGTERM, bye)\n"
-    "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"  # Ctrl-C is the launcher's to handle
-    "ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)\n"
-    "if os.getppid() != int(sys.argv[1]): bye()\n"
-    "while True: signal.pause()\n"
-)
-_out_lock = threading.Lock()
-
-
-def say(name: str, text: str) -> None:
-    """Print one line prefixed with ``name |`` (thread-safe)."""
-    with _out_lock:
-        sys.stdout.write(f"{name:<10} | {text.rstrip()}\n")
-        sys.stdout.flush()
 
 
 class StatusWatcher:
@@ -145,7 +116,7 @@ class Launcher:
         if self.broker is not None and self.broker.process is not None:
             pids = [str(os.getpid()), str(self.broker.process.pid)]
             self.guard = subprocess.Popen(
-                [sys.executable, "-c", _BROKER_GUARD, *pids], stdin=subprocess.DEVNULL
+                [sys.executable, "-c", BROKER_GUARD, *pids], stdin=subprocess.DEVNULL
             )
 
     def _stop_guard(self) -> None:
@@ -157,7 +128,7 @@ class Launcher:
     def spawn(self, name: str) -> None:
         """Start (or restart) one service in its own process group."""
         self.sup.restarting(name)
-        cmd = [sys.executable, "-c", _CHILD_SHIM, str(os.getpid()), name, *self.specs[name].args]
+        cmd = [sys.executable, "-c", CHILD_SHIM, str(os.getpid()), name, *self.specs[name].args]
         proc = subprocess.Popen(
             cmd, env=self.child_env(name), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True,
@@ -167,17 +138,11 @@ class Launcher:
         restarts = self.sup[name].restarts
         command = shlex.join(["har", name, *self.specs[name].args])
         say("up", f"started {name} (pid {proc.pid}, restarts {restarts}): {command}")
-        threading.Thread(target=self._pump, args=(name, proc), daemon=True).start()
+        threading.Thread(target=pump, args=(name, proc), daemon=True).start()
 
     def child_env(self, name: str) -> dict[str, str]:
         """The environment of ``name``'s process: its own account on the private broker."""
         return {**self.env, **(self.access.env(name) if self.access else {})}
-
-    @staticmethod
-    def _pump(name: str, proc: subprocess.Popen[bytes]) -> None:
-        assert proc.stdout is not None
-        for line in iter(proc.stdout.readline, b""):
-            say(name, line.decode(errors="replace"))
 
     def reap(self, now: float) -> None:
         """Notice exited children; schedule their restart."""
@@ -186,7 +151,7 @@ class Launcher:
             if code is None:
                 continue
             del self.procs[name]
-            _killpg(proc.pid, signal.SIGKILL)  # leftovers of its process group
+            killpg(proc.pid, signal.SIGKILL)  # leftovers of its process group
             delay = self.sup.exited(name, code, now)
             if delay is not None:
                 say("up", f"{name} exited with code {code}; restart in {delay:.1f} s")
@@ -201,7 +166,7 @@ class Launcher:
                 self._announce(name)
         for name in self.sup.waiting_for():
             url = self.specs[name].health_url
-            if url and _http_ok(url) and self.sup.online(name, now):
+            if url and http_ok(url) and self.sup.online(name, now):
                 self._announce(name)
 
     def _announce(self, name: str) -> None:
@@ -264,14 +229,14 @@ class Launcher:
         self.sup.stop_all()
         say("up", f"stopping {', '.join(self.procs) or 'nothing'}")
         for proc in self.procs.values():
-            _killpg(proc.pid, signal.SIGTERM)
+            killpg(proc.pid, signal.SIGTERM)
         deadline = time.monotonic() + self.args.stop_timeout
         for name, proc in self.procs.items():
             try:
                 proc.wait(max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 say("up", f"{name} did not stop in {self.args.stop_timeout:g} s; killing it")
-            _killpg(proc.pid, signal.SIGKILL)
+            killpg(proc.pid, signal.SIGKILL)
             proc.wait()
         self.reap(time.time())
         if watcher is not None:
@@ -284,22 +249,7 @@ class Launcher:
 
     def _kill_all(self) -> None:
         for proc in self.procs.values():
-            _killpg(proc.pid, signal.SIGKILL)
-
-
-def _killpg(pgid: int, sig: int) -> None:
-    try:
-        os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def _http_ok(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1.0) as response:
-            return bool(response.status == 200)
-    except OSError:
-        return False
+            killpg(proc.pid, signal.SIGKILL)
 
 
 def _available(name: str) -> bool:
