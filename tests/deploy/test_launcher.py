@@ -11,8 +11,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
-import threading
 import time
 import warnings
 from pathlib import Path
@@ -24,9 +22,9 @@ from imu_har.ops.broker import free_port
 from imu_har.ops.cli import commands
 from imu_har.ops.supervisor import SERVICES, resolve_model
 from tests.support.deploy import NOT_AUTHORIZED, Client
+from tests.support.har_up import HAR, clean_env, start_har_up
 
 pytestmark = [pytest.mark.slow, pytest.mark.broker]
-HAR = [sys.executable, "-m", "imu_har.ops.cli"]
 
 
 def present_services() -> list[str]:
@@ -38,37 +36,6 @@ def present_services() -> list[str]:
     if missing:
         warnings.warn(f"har up test does not cover (not built yet): {missing}", stacklevel=2)
     return names
-
-
-class Output:
-    """Collects a process's stdout lines on a thread; waits for a line to appear."""
-
-    def __init__(self, proc: subprocess.Popen[str]) -> None:
-        self.lines: list[str] = []
-        self._cond = threading.Condition()
-        threading.Thread(target=self._read, args=(proc,), daemon=True).start()
-
-    def _read(self, proc: subprocess.Popen[str]) -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            with self._cond:
-                self.lines.append(line.rstrip("\n"))
-                self._cond.notify_all()
-
-    def wait_for(self, text: str, timeout: float) -> str:
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while True:
-                found = [line for line in self.lines if text in line]
-                if found:
-                    return found[-1]
-                if not self._cond.wait(max(0.0, deadline - time.monotonic())):
-                    tail = "\n".join(self.lines[-40:])
-                    raise AssertionError(f"no {text!r} in {timeout}s; last lines:\n{tail}")
-
-    def count(self, text: str) -> int:
-        with self._cond:
-            return sum(text in line for line in self.lines)
 
 
 def read_status(path: Path) -> dict[str, dict[str, object]]:
@@ -91,20 +58,10 @@ def test_har_up_starts_supervises_restarts_and_stops_cleanly(tmp_path: Path) -> 
     expected = present_services()
     assert "windower" in expected
     port, status_file = free_port(), tmp_path / "status.json"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HAR_")}
-    cmd = [*HAR, "up", "--devices", "2", "--dashboard-port", str(port)]
-    cmd += ["--status-file", str(status_file), "--data-dir", str(tmp_path / "data")]
-    cmd += ["--restart-delay", "0.5"]
-    proc = subprocess.Popen(
-        cmd,
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,  # its own process group, as in a terminal
-    )
-    out = Output(proc)
+    args = ["--devices", "2", "--dashboard-port", str(port)]
+    args += ["--status-file", str(status_file), "--data-dir", str(tmp_path / "data")]
+    args += ["--restart-delay", "0.5"]
+    proc, out = start_har_up(args, tmp_path)
     family: set[int] = set()
     try:
         broker_port = int(out.wait_for("private Mosquitto on 127.0.0.1", 15).rsplit(":", 1)[1])
@@ -195,10 +152,9 @@ def test_har_up_stops_with_one_line_before_starting_anything(
 ) -> None:
     """An invalid topic root crashed har up with a traceback after its broker had started;
     a dashboard beyond loopback without a login was restarted forever."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("HAR_")}
     result = subprocess.run(
         [*HAR, "up", *argv], capture_output=True, text=True, timeout=60, check=False,
-        cwd=tmp_path, env={**clean, **env},
+        cwd=tmp_path, env={**clean_env(), **env},
     )  # fmt: skip
     assert result.returncode == 2, result.stdout + result.stderr
     assert result.stderr.splitlines() == [result.stderr.strip()], result.stderr  # one line
@@ -217,13 +173,9 @@ def test_topic_root_reaches_every_service() -> None:
 
 def test_nothing_outlives_a_killed_launcher(tmp_path: Path) -> None:
     """SIGKILL gives the launcher no chance to clean up: its children must go by themselves."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HAR_")}
-    cmd = [*HAR, "up", "--devices", "1", "--no-classifier", "--no-recorder", "--no-dashboard"]
-    cmd += ["--no-trainer", "--no-workout"]
-    proc = subprocess.Popen(
-        cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    out = Output(proc)
+    args = ["--devices", "1", "--no-classifier", "--no-recorder", "--no-dashboard"]
+    args += ["--no-trainer", "--no-workout"]
+    proc, out = start_har_up(args, tmp_path, new_session=False)
     try:
         out.wait_for("all 2 services online", 45)
         family = psutil.Process(proc.pid).children(recursive=True)

@@ -1,7 +1,7 @@
 """``har up --homeassistant``: the bridge starts under the launcher, with its own broker account.
 
 The launcher's private Mosquitto gives every service the deployment's ACL
-(imu_har/ops/acl.py): the bridge must read the simulated wearables' statuses and
+(imu_har/ops/accounts.py): the bridge must read the simulated wearables' statuses and
 publish their availability with exactly the rights of its ``homeassistant``
 account. An anonymous client (it may read ``har/#``) watches.
 """
@@ -11,9 +11,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -22,42 +19,19 @@ import pytest
 from imu_har.ops.supervisor import SERVICES, build_parser, plan
 from imu_har.protocol import topics
 from imu_har.runtime.client import Collector, connect
+from tests.support.har_up import start_har_up
 
 pytestmark = [pytest.mark.slow, pytest.mark.broker]
-HAR = [sys.executable, "-m", "imu_har.ops.cli"]
 
 
 def test_har_up_starts_the_bridge_and_it_serves_the_wearables(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HAR_")}
-    cmd = [*HAR, "up", "--homeassistant", "--devices", "2", "--data-dir", str(tmp_path / "data")]
-    cmd += [f"--no-{name}" for name in SERVICES if name != "gateway"]  # the wearables only
-    proc = subprocess.Popen(
-        cmd,
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,  # its own process group, stopped as a whole
-    )
-    lines: list[str] = []
-    port_known, online = threading.Event(), threading.Event()
-
-    def read() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            lines.append(line)
-            if "private Mosquitto on" in line:
-                port_known.set()
-            if "homeassistant online" in line:
-                online.set()
-
-    threading.Thread(target=read, daemon=True).start()
+    args = ["--homeassistant", "--devices", "2", "--data-dir", str(tmp_path / "data")]
+    args += [f"--no-{name}" for name in SERVICES if name != "gateway"]  # the wearables only
+    proc, out = start_har_up(args, tmp_path)  # its own process group, stopped as a whole
     client = None
     try:
-        assert port_known.wait(20), "".join(lines[-30:])
-        port = int(next(x for x in lines if "private Mosquitto on" in x).rsplit(":", 1)[1])
-        assert online.wait(60), "".join(lines[-30:])
+        port = int(out.wait_for("private Mosquitto on", 20).rsplit(":", 1)[1])
+        out.wait_for("homeassistant online", 60)
         client = connect("127.0.0.1", port)  # anonymous: reads har/#
         statuses = Collector(client, topics.DEVICE_STATUS.subscription("har"))
         availability = Collector(client, topics.HA_AVAILABILITY.subscription("har"))
@@ -75,7 +49,7 @@ def test_har_up_starts_the_bridge_and_it_serves_the_wearables(tmp_path: Path) ->
         def available(ms: list[Any]) -> bool:
             return wanted <= {m.topic for m in ms if m.payload == b"online"}
 
-        assert available(availability.wait_for(30, predicate=available)), "".join(lines[-30:])
+        assert available(availability.wait_for(30, predicate=available)), "\n".join(out.lines[-30:])
     finally:
         if client is not None:
             client.loop_stop()
