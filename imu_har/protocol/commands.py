@@ -7,11 +7,9 @@ and to ``<root>/<service>/reply`` for v3.1.1 clients that cannot set one.
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, ClassVar, Literal
 
 from pydantic import (
-    AfterValidator,
     Field,
     StrictBool,
     StrictInt,
@@ -22,26 +20,12 @@ from pydantic import (
 
 from imu_har.protocol import topics
 from imu_har.protocol.errors import PayloadError
-from imu_har.protocol.messages import MAX_JSON_BYTES, DeviceId, Message
+from imu_har.protocol.messages import MAX_JSON_BYTES, DeviceId, Label, Message, Name
+from imu_har.protocol.messages import validate_name as validate_name  # the one name rule
 from imu_har.protocol.topics import TopicTemplate
 
 MAX_COMMAND_BYTES = 16 * 1024
 MAX_REPS = 100_000  # repetitions a person counted in one session (a day of jumping is ~10^4)
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _\-]{0,63}")  # full match: "$" allows a trailing newline
-
-
-def validate_name(value: str) -> str:
-    """A label, subject or session name: letters, digits, space, ``_ -``; 1–64 chars.
-
-    Excludes path separators, ``..``, MQTT wildcards and control characters, so
-    a name can never escape the data directory or a topic level.
-    """
-    if not isinstance(value, str) or not _NAME.fullmatch(value):
-        raise ValueError(f"{value[:80]!r} must be 1-64 letters, digits, spaces, '_' or '-'")
-    return value
-
-
-Name = Annotated[str, AfterValidator(validate_name)]
 
 
 class StartRecording(Message):
@@ -49,7 +33,7 @@ class StartRecording(Message):
 
     action: Literal["start"]
     device: DeviceId = Field(description="Device to record")
-    label: Name = Field(description="Activity label for every row of the session")
+    label: Label = Field(description="Activity label for every row of the session")
     subject: Name | None = Field(default=None, description="Who is wearing the device")
     notes: str = Field(default="", max_length=1000, description="Free text kept in the manifest")
     max_seconds: float | None = Field(default=None, gt=0, description="Auto-stop after this long")
@@ -83,7 +67,7 @@ class RelabelSession(Message):
 
     action: Literal["relabel"]
     session: Name = Field(description="Finished session to relabel")
-    label: Name = Field(description="The new label")
+    label: Label = Field(description="The new label")
 
 
 class ExcludeSession(Message):

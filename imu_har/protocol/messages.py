@@ -6,6 +6,7 @@ Pydantic v2 models with ``extra="forbid"``; each knows its topic template.
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Annotated, ClassVar, Literal, Self
 
@@ -22,6 +23,10 @@ from imu_har.protocol.errors import PayloadError
 from imu_har.protocol.topics import TopicTemplate, validate_device_id
 
 MAX_JSON_BYTES = 256 * 1024
+# Classes of one model (a spec's labels, a prediction's probabilities): the models here have
+# 8; a bound keeps a hostile spec or prediction from making every reader build huge tables.
+MAX_LABELS = 256
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _\-]{0,63}")  # full match: "$" allows a trailing newline
 
 
 class Message(BaseModel):
@@ -51,6 +56,25 @@ DeviceId = Annotated[str, AfterValidator(validate_device_id)]
 """A device id, validated like a topic level (see :func:`topics.validate_device_id`)."""
 
 
+def validate_name(value: str) -> str:
+    """A label, subject or session name: letters, digits, space, ``_ -``; 1–64 chars.
+
+    Excludes path separators, ``..``, MQTT wildcards and control characters, so
+    a name can never escape the data directory or a topic level. The one rule
+    for labels everywhere: recorder commands, predictions, model specs, workouts.
+    """
+    if not isinstance(value, str) or not _NAME.fullmatch(value):
+        raise ValueError(f"{str(value)[:80]!r} must be 1-64 letters, digits, spaces, '_' or '-'")
+    return value
+
+
+Name = Annotated[str, AfterValidator(validate_name)]
+"""A subject or session id (see :func:`validate_name`)."""
+
+Label = Annotated[str, AfterValidator(validate_name)]
+"""An activity label, a class of a model (``unknown`` and ``rest`` are ones): a :data:`Name`."""
+
+
 class Prediction(Message):
     """One classified window, published on ``<root>/<device>/prediction``."""
 
@@ -60,10 +84,12 @@ class Prediction(Message):
     window_seq: int = Field(ge=0, description="Window sequence number from the windower")
     window_start: float = Field(description="Time of the window's first sample (Unix s)")
     window_end: float = Field(description="Time of the window's last sample (Unix s)")
-    label: str = Field(description="Most probable class, or 'unknown' below the threshold")
+    label: Label = Field(description="Most probable class, or 'unknown' below the threshold")
     confidence: float = Field(ge=0, le=1, description="Probability of the most probable class")
-    probabilities: dict[str, float] = Field(description="Probability of every class")
-    smoothed_label: str = Field(description="Label smoothed over the device's last k windows")
+    probabilities: dict[Label, float] = Field(
+        max_length=MAX_LABELS, description="Probability of every class"
+    )
+    smoothed_label: Label = Field(description="Label smoothed over the device's last k windows")
     model: str = Field(description="Model name")
     model_version: str = Field(description="Model content hash")
     latency_ms: float = Field(ge=0, description="Time from window receipt to publication (ms)")
@@ -137,7 +163,7 @@ class GroundTruth(Message):
 
     TOPIC: ClassVar[TopicTemplate | None] = topics.GROUND_TRUTH
     device: DeviceId = Field(description="Device id")
-    label: str = Field(description="True activity label ('rest' between exercises)")
+    label: Label = Field(description="True activity label ('rest' between exercises)")
     rep: int = Field(default=0, ge=0, description="Repetitions completed in this bout")
     time: float = Field(description="Time this label took effect (Unix s)")
     until: float | None = Field(default=None, description="Scheduled end of this bout (Unix s)")
@@ -147,10 +173,10 @@ class OpenSession(BaseModel):
     """One recording in progress, as the recorder reports it."""
 
     model_config = ConfigDict(extra="forbid")
-    session: str = Field(description="Session id")
+    session: Name = Field(description="Session id")
     device: DeviceId = Field(description="Device being recorded")
-    label: str = Field(description="Activity label of every row")
-    subject: str | None = Field(default=None, description="Who wears the device")
+    label: Label = Field(description="Activity label of every row")
+    subject: Name | None = Field(default=None, description="Who wears the device")
     started_at: float = Field(description="Start time (Unix s)")
     seconds: float = Field(ge=0, description="Seconds since start")
     max_seconds: float | None = Field(default=None, description="Auto-stop limit, if any")

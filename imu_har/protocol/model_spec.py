@@ -8,6 +8,7 @@ cuts exactly the windows the model was trained on. Light: no TensorFlow here.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 from typing import ClassVar
 
@@ -15,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from imu_har.protocol import topics
 from imu_har.protocol.errors import PayloadError
-from imu_har.protocol.messages import Message
+from imu_har.protocol.messages import MAX_LABELS, Label, Message
 from imu_har.protocol.topics import TopicTemplate
 
 SPEC_FILE = "spec.json"
@@ -45,7 +46,9 @@ class ModelSpec(Message):
     format: int = Field(default=SPEC_FORMAT, description="Spec format version")
     name: str = Field(description="Model name, e.g. bilstm-default")
     version: str = Field(description="Content hash of the weights and spec (hex)")
-    labels: list[str] = Field(min_length=2, description="Class labels, in output order")
+    labels: list[Label] = Field(
+        min_length=2, max_length=MAX_LABELS, description="Class labels, in output order"
+    )
     channels: list[str] = Field(min_length=1, description="Input channels, in input order")
     units: list[str] | None = Field(default=None, description="Unit of each input channel")
     window: int = Field(ge=2, le=4096, description="Window length in samples")
@@ -61,8 +64,9 @@ class ModelSpec(Message):
 
     @model_validator(mode="after")
     def _consistent(self) -> ModelSpec:
-        if len(set(self.labels)) != len(self.labels):
-            raise ValueError("labels repeat")
+        repeated = sorted(label for label, n in Counter(self.labels).items() if n > 1)
+        if repeated:
+            raise ValueError(f"labels repeat: {', '.join(map(repr, repeated[:5]))}")
         if self.units is not None and len(self.units) != len(self.channels):
             raise ValueError("units and channels differ in number")
         if self.normalization is not None:

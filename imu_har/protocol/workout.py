@@ -13,19 +13,17 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Annotated, ClassVar, Literal
+from typing import ClassVar, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from imu_har.protocol import topics
-from imu_har.protocol.messages import DeviceId, Message
+from imu_har.protocol.messages import DeviceId, Label, Message, validate_name
 from imu_har.protocol.topics import TopicTemplate
 
 INCORRECT_SUFFIX = "_Incorrect"
 MAX_EXERCISES = 64  # totals per device and day: a model has a handful of classes
 Form = Literal["correct", "incorrect", "unknown"]
-# Labels as the recorder allows them (letters, digits, spaces, '_' and '-'), 1-64 characters.
-_EXERCISE = re.compile(r"[A-Za-z0-9_ \-]{1,64}")
 
 
 def split_form(label: str) -> tuple[str, bool]:
@@ -36,13 +34,16 @@ def split_form(label: str) -> tuple[str, bool]:
 
 
 def check_exercise(value: str) -> str:
-    """``value`` if it is a usable exercise name, else :class:`ValueError`."""
-    if not _EXERCISE.fullmatch(value):
-        raise ValueError("must be 1-64 letters, digits, spaces, '_' or '-'")
-    return value
+    """``value`` if it is a usable exercise name, else :class:`ValueError`.
+
+    An exercise is a model's label (or its ``<X>`` part): the one label rule,
+    :func:`imu_har.protocol.messages.validate_name`.
+    """
+    return validate_name(value)
 
 
-Exercise = Annotated[str, AfterValidator(check_exercise)]
+Exercise = Label
+"""An exercise name: a label (:data:`imu_har.protocol.messages.Label`)."""
 _STRICT = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
 
 

@@ -15,7 +15,8 @@ from imu_har.protocol.model_spec import ModelSpec
 from imu_har.protocol.topics import WINDOW
 from services.classifier.core import PredictionEncoder, check_window
 
-LABELS = ["Pushup", "Squat", 'we"ird\\label']
+LABELS = ["Pushup", "Squat", "Jumping Jacks_2"]  # labels are names (issue 12): no '"', '\\', '%'
+WEIRD = 'we"ird\\name%s'  # a model name still needs escaping in the JSON template
 
 
 def make_spec(**changes: object) -> ModelSpec:
@@ -94,7 +95,7 @@ def test_window_device(topic: str, device: str | None) -> None:
 
 
 def test_encoded_prediction_is_a_valid_prediction_message() -> None:
-    spec = make_spec()
+    spec = make_spec(name=WEIRD)
     encoder = PredictionEncoder(spec)
     window = make_window()
     probs = np.array([0.1, 0.7, 0.2], np.float32).tolist()  # model outputs are float32
@@ -106,7 +107,7 @@ def test_encoded_prediction_is_a_valid_prediction_message() -> None:
     assert np.float32(prediction.confidence) == np.float32(probs[1])  # float32 round-trips
     served = [prediction.probabilities[label] for label in LABELS]
     assert np.array_equal(np.array(served, np.float32), np.array(probs, np.float32))
-    assert (prediction.model, prediction.model_version) == ("tiny", "abc123")
+    assert (prediction.model, prediction.model_version) == (WEIRD, "abc123")
     assert prediction.latency_ms == 3.25 and prediction.source_time == 1000.5
     assert prediction.classified_at == 1234.5
     assert json.loads(payload) == json.loads(prediction.to_payload())  # same fields, same values
