@@ -5,11 +5,18 @@ channel columns, and optionally a time column (seconds) or an order column
 (sample rank). :func:`resolve_layout` picks the columns (recorder defaults:
 group ``session``, label ``label``, time ``time``, recordings split by
 ``device`` too) and :func:`check_table` rejects unusable data with a
-:class:`DataError` naming the problem.
+:class:`DataError` naming the problem, labels that are not names included
+(they would only fail as the model spec is written, after the whole fit).
+
+A recorder data directory is read as the trainer reads it: sessions its
+manifests leave out of training (excluded, being deleted) are not read.
 """
 
 from __future__ import annotations
 
+import logging
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,8 +24,14 @@ import numpy as np
 import pandas as pd
 
 from imu_har.protocol.codec import DEFAULT_CHANNELS, DEFAULT_UNITS
+from imu_har.protocol.messages import MAX_LABELS, validate_name
 from training.errors import DataError
+from training.recorded import SESSIONS, in_training, read_manifests
 
+logger = logging.getLogger(__name__)
+
+RECORDINGS = "recordings"  # DIR/recordings/date=.../device=.../<session>[-NNNN].parquet
+_PART = re.compile(r"(.+)-\d{4}")  # <session>-NNNN: the second and later parts of a session
 RECORDER_COLUMNS = {"session", "device", "label", "time", "seq", "receive_time"}
 META_COLUMNS = {
     "session",
@@ -84,8 +97,12 @@ def read_table(path: str | Path) -> pd.DataFrame:
 
 
 def _dataset_files(path: Path) -> list[Path]:
-    """Parquet files of a dataset dir: ``recordings/`` of a recorder data dir, no hidden files."""
-    root = path / "recordings" if (path / "recordings").is_dir() else path
+    """Parquet files of a dataset dir: ``recordings/`` of a recorder data dir, no hidden files.
+
+    In a recorder data dir (``DIR`` or ``DIR/recordings`` given, next to
+    ``DIR/sessions``) the parts of sessions left out of training are skipped.
+    """
+    root = path / RECORDINGS if (path / RECORDINGS).is_dir() else path
     files = sorted(
         f
         for f in root.rglob("*.parquet")
@@ -93,7 +110,30 @@ def _dataset_files(path: Path) -> list[Path]:
     )
     if not files:
         raise DataError(f"{root} holds no .parquet files")
-    return files
+    left_out = _left_out_sessions(root)
+    kept = [f for f in files if _session_of(f) not in left_out]
+    if len(kept) < len(files):
+        logger.info(
+            "%d Parquet files of %d sessions left out of training (excluded or deleting)",
+            len(files) - len(kept),
+            len(left_out),
+        )
+    if not kept:
+        raise DataError(f"every session of {root} is excluded from training (or being deleted)")
+    return kept
+
+
+def _left_out_sessions(root: Path) -> set[str]:
+    """Sessions the manifests leave out, when ``root`` is a recorder's ``recordings/``."""
+    if root.name != RECORDINGS or not (root.parent / SESSIONS).is_dir():
+        return set()
+    return {str(m.get("session")) for m in read_manifests(root.parent) if not in_training(m)}
+
+
+def _session_of(part: Path) -> str:
+    """The session a recorder part belongs to, by its name (as the recorder finds parts)."""
+    more = _PART.fullmatch(part.stem)
+    return more.group(1) if more else part.stem
 
 
 def resolve_layout(
@@ -145,7 +185,7 @@ def _check_names(table: pd.DataFrame, layout: Layout) -> None:
 
 
 def check_table(table: pd.DataFrame, layout: Layout) -> None:
-    """Reject NaN/infinite values in the columns training uses."""
+    """Reject NaN/infinite values in the columns training uses, and labels that are not names."""
     used = [layout.group_col, layout.label_col, *layout.channels]
     used += [c for c in (layout.order_col, layout.time_col, layout.device_col) if c]
     missing = table[used].isna()
@@ -159,6 +199,32 @@ def check_table(table: pd.DataFrame, layout: Layout) -> None:
     numeric = table[list(layout.channels)].to_numpy(dtype=np.float64)
     if not np.isfinite(numeric).all():
         raise DataError("channel values include +-inf; clean them first")
+    check_labels(pd.unique(table[layout.label_col]))
+
+
+def check_labels(labels: Iterable[object]) -> None:
+    """Every label (as text, as the windows carry it) is a name, and not too many of them.
+
+    The rule is the protocol's (:func:`imu_har.protocol.messages.validate_name`):
+    a label becomes a class of the model spec, a prediction's label and a
+    workout's exercise. A :class:`DataError` names each bad label (``%r``).
+    """
+    distinct = sorted({str(label) for label in labels})
+    bad = []
+    for label in distinct:
+        try:
+            validate_name(label)
+        except ValueError:
+            bad.append(label)
+    if bad:
+        shown = ", ".join(repr(b[:80]) for b in bad[:10]) + (", ..." if len(bad) > 10 else "")
+        raise DataError(
+            f"{len(bad)} label{'s are not names' if len(bad) > 1 else ' is not a name'}: {shown} "
+            "(a label is 1-64 letters, digits, spaces, '_' or '-', starting with a letter "
+            "or digit); rename them first"
+        )
+    if len(distinct) > MAX_LABELS:
+        raise DataError(f"{len(distinct)} labels: a model has at most {MAX_LABELS}")
 
 
 def data_rate(table: pd.DataFrame, rate: float | None) -> float:

@@ -3,7 +3,6 @@ and counting accuracy against the repetitions people counted."""
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -14,6 +13,7 @@ import numpy as np
 from training.errors import DataError
 from training.fit import Progress, ProgressEvent, fit_model, predict, with_fields
 from training.params import TrainParams
+from training.recorded import load_sessions, training_manifests
 from training.windows import WindowSet
 
 logger = logging.getLogger(__name__)
@@ -174,19 +174,13 @@ def counting_accuracy(pairs: Sequence[tuple[int, int]]) -> dict[str, Any]:
 def counted_manifests(data_dir: Path) -> list[dict[str, Any]]:
     """Manifests of the recorder's finished sessions that carry a counted ``reps``.
 
-    Sessions excluded from training or being deleted are left out, as is a
-    manifest that cannot be read (logged).
+    Only sessions training may use (:func:`training.recorded.in_training`: not
+    excluded, not being deleted); a manifest that cannot be read is logged.
     """
     out = []
-    for path in sorted((data_dir / "sessions").glob("*.json")):
-        try:
-            manifest = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
-            logger.warning("unreadable manifest %r: %s", str(path), exc)
-            continue
-        reps = manifest.get("reps") if isinstance(manifest, dict) else None
-        usable = isinstance(reps, int) and not isinstance(reps, bool) and reps >= 0
-        if usable and not manifest.get("excluded") and not manifest.get("deleting"):
+    for manifest in training_manifests(data_dir):
+        reps = manifest.get("reps")
+        if isinstance(reps, int) and not isinstance(reps, bool) and reps >= 0:
             out.append(manifest)
     return out
 
@@ -201,7 +195,6 @@ def evaluate_counting(model_dir: str | Path, data_dir: str | Path) -> dict[str, 
     carries one (or ``data_dir`` is not a recorder data directory).
     """
     from imu_har.protocol.workout import SetEvent
-    from training.recorded import load_sessions
     from training.reps import OnnxModel, count_session, read_sessions
 
     data = Path(data_dir)

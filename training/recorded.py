@@ -1,21 +1,60 @@
-"""Reading chosen sessions of the recorder's data directory (``har trainer``'s child).
+"""The recorder's data directory for training: its manifests, and chosen sessions.
 
-A session is read from the Parquet parts its manifest lists (``files``,
-relative to the data directory: docs/protocol.md, "Recordings"). The
-manifest's ``label`` and ``subject`` win over the rows' columns: a relabelled
-session has both rewritten, but a manifest edited by hand, or a relabel
-interrupted between its two steps, must not train under the old label.
+A session chosen by ``har trainer`` (its training process) is read from the
+Parquet parts its manifest lists (``files``, relative to the data directory:
+docs/protocol.md, "Recordings"). The manifest's ``label`` and ``subject`` win
+over the rows' columns: a relabelled session has both rewritten, but a
+manifest edited by hand, or a relabel interrupted between its two steps, must
+not train under the old label.
+
+:func:`in_training` is the one rule of which sessions training may use (not
+``excluded``, not ``deleting``): ``har train --data DIR`` (training.data) and
+the counting evaluation (training.evaluation) both read manifests through it.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from imu_har.protocol.messages import validate_name
 from training.errors import DataError
+
+logger = logging.getLogger(__name__)
+SESSIONS = "sessions"  # DIR/sessions/<session>.json
+
+
+def in_training(manifest: Mapping[str, Any]) -> bool:
+    """Whether training may use the session: neither ``excluded`` nor being deleted."""
+    return not manifest.get("excluded") and not manifest.get("deleting")
+
+
+def read_manifests(data_dir: Path) -> list[dict[str, Any]]:
+    """Every readable manifest of ``DIR/sessions``, by file name; unreadable ones are logged."""
+    out = []
+    for path in sorted((data_dir / SESSIONS).glob("*.json")):
+        if path.name.startswith("."):  # a writer's temporary
+            continue
+        try:
+            manifest = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            logger.warning("unreadable manifest %r: %s", str(path), exc)
+            continue
+        if isinstance(manifest, dict):
+            out.append(manifest)
+        else:
+            logger.warning("manifest %r is not a JSON object", str(path))
+    return out
+
+
+def training_manifests(data_dir: Path) -> list[dict[str, Any]]:
+    """The readable manifests of the sessions training may use (:func:`in_training`)."""
+    return [m for m in read_manifests(data_dir) if in_training(m)]
 
 
 def session_files(data_dir: Path, manifest: Mapping[str, Any]) -> list[Path]:
@@ -38,13 +77,21 @@ def load_sessions(data_dir: str | Path, manifests: Sequence[Mapping[str, Any]]) 
     data = Path(data_dir)
     parts = []
     for manifest in manifests:
+        label = str(manifest.get("label"))
+        try:
+            validate_name(label)
+        except ValueError:
+            raise DataError(
+                f"session {manifest.get('session')!r}: label {label[:80]!r} is not a name "
+                "(1-64 letters, digits, spaces, '_' or '-'); relabel it"
+            ) from None
         for path in session_files(data, manifest):
             try:
                 table = pd.read_parquet(path)
             except Exception as exc:  # pyarrow raises many types for unreadable files
                 raise DataError(f"cannot read {path.name}: {exc}") from exc
             table["session"] = str(manifest["session"])
-            table["label"] = str(manifest["label"])
+            table["label"] = label
             if "device" in table.columns:
                 table["device"] = table["device"].astype(str)
             parts.append(table)
