@@ -31,6 +31,9 @@ LINK = "[log in again](http://127.0.0.1:9/phish)"
 RENDERED = re.compile(r"(?<!\\)!\[|(?<!\\)\]\(")
 CODE_SPAN = re.compile(r"`[^`]*`")
 T0 = 1_800_000_000.0
+# Labels are names (issue 12: the protocol refuses IMAGE or LINK as a label), but a name
+# may still hold Markdown's emphasis characters.
+ODD_LABEL = "x__y__"
 
 
 def markdown_shown(at: AppTest) -> list[str]:
@@ -90,7 +93,7 @@ def test_markdown_in_messages_is_shown_as_text(dashboard_settings, mqtt_client):
         update={
             "name": IMAGE,
             "architecture": LINK,
-            "labels": [IMAGE, LINK, "x`" + IMAGE],
+            "labels": ["Squat", "Pushup_Incorrect", ODD_LABEL],
             "metrics": {IMAGE: 0.5, "confusion_matrix": matrix},
         }
     )
@@ -100,7 +103,11 @@ def test_markdown_in_messages_is_shown_as_text(dashboard_settings, mqtt_client):
     pub.publish(mqtt_client, topics.GROUND_TRUTH.format(device=device), truth(device))
     for seq in range(3):
         prediction = pub.prediction(device, seq, "Squat").model_copy(
-            update={"label": LINK, "smoothed_label": IMAGE, "probabilities": {IMAGE: 1.0}}
+            update={
+                "label": ODD_LABEL,
+                "smoothed_label": ODD_LABEL,
+                "probabilities": {ODD_LABEL: 1.0},
+            }
         )
         pub.publish(mqtt_client, topics.PREDICTION.format(device=device), prediction.to_payload())
     service = pub.service_status("classifier").model_copy(
@@ -130,7 +137,7 @@ def test_markdown_in_messages_is_shown_as_text(dashboard_settings, mqtt_client):
 
 
 def truth(device: str) -> bytes:
-    return pub.truth(device, IMAGE, T0).to_payload()
+    return pub.truth(device, ODD_LABEL, T0).to_payload()
 
 
 def write_part(path, rows: int = 10) -> None:  # type: ignore[no-untyped-def]
