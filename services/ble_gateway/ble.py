@@ -26,7 +26,8 @@ from bleak.backends.scanner import AdvertisementData
 from bleak.exc import BleakError
 from bleak_retry_connector import establish_connection
 
-from services.ble_gateway.core import DeviceLink, GatewayCore
+from services.ble_gateway.core import GatewayCore
+from services.ble_gateway.link import DeviceLink
 from services.ble_gateway.specs import BleDeviceConfig
 
 if TYPE_CHECKING:

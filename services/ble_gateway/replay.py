@@ -26,7 +26,8 @@ import numpy as np
 
 from imu_har.protocol.codec import MAX_FRAME_SAMPLES
 from services.ble_gateway import packets
-from services.ble_gateway.core import DeviceLink, GatewayCore
+from services.ble_gateway.core import GatewayCore
+from services.ble_gateway.link import DeviceLink
 from services.ble_gateway.pacing import packet_samples
 from services.ble_gateway.replay_table import NO_LABEL, Track
 

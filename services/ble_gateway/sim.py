@@ -52,7 +52,8 @@ from imu_har.sim.simulation import (
 )
 from imu_har.sim.workouts import random_workout
 from services.ble_gateway import packets
-from services.ble_gateway.core import DeviceLink, GatewayCore
+from services.ble_gateway.core import GatewayCore
+from services.ble_gateway.link import DeviceLink
 from services.ble_gateway.pacing import MAX_BACKLOG, Pacer, packet_samples
 
 if TYPE_CHECKING:

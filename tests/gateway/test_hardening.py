@@ -21,8 +21,9 @@ from imu_har.runtime.skeleton import StartupError
 from imu_har.sim.simulation import synthetic_recordings
 from services.ble_gateway import packets
 from services.ble_gateway.app import build, main
-from services.ble_gateway.core import DeviceLink, GatewayCore
+from services.ble_gateway.core import GatewayCore
 from services.ble_gateway.gateway import Gateway
+from services.ble_gateway.link import DeviceLink
 from services.ble_gateway.replay import ReplaySource, truth_changes
 from services.ble_gateway.replay_table import MAX_GAP, Track, build_tracks, playback_times
 from services.ble_gateway.settings import GatewaySettings

@@ -11,7 +11,8 @@ import pytest
 from imu_har.protocol.codec import decode_frame
 from imu_har.protocol.errors import PayloadError
 from services.ble_gateway import packets
-from services.ble_gateway.core import DeviceLink, GatewayCore
+from services.ble_gateway.core import GatewayCore
+from services.ble_gateway.link import DeviceLink
 from services.ble_gateway.settings import GatewaySettings
 
 VECTORS = json.loads(

@@ -3,7 +3,7 @@
 Every way in (the app over MQTT, its HTTP push, the phone page's WebSocket) ends
 in :meth:`PhoneHub.ingest`: the message is parsed (:mod:`schema`) before the
 hub's lock is taken, the phone is found or registered (at most ``max_phones``;
-each one a :class:`~services.ble_gateway.core.DeviceLink` with ``source``
+each one a :class:`~services.ble_gateway.link.DeviceLink` with ``source``
 ``phone``), its request budget is charged, the batch is put in order
 (:mod:`order`) and aligned (:mod:`align`), and the frames are published
 through the core. Every refusal raises :class:`PayloadError` (the caller counts
@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 
 from imu_har.protocol.errors import PayloadError
 from imu_har.protocol.topics import validate_device_id
-from services.ble_gateway.core import DeviceLink, GatewayCore
+from services.ble_gateway.core import GatewayCore
+from services.ble_gateway.link import DeviceLink
 from services.ble_gateway.phone import schema
 from services.ble_gateway.phone.align import DEFAULT_RATE, Aligned, PhoneTimeline
 from services.ble_gateway.phone.limits import Bucket
