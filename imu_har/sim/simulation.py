@@ -18,16 +18,8 @@ import pyarrow as pa
 
 from imu_har.protocol.codec import DEFAULT_CHANNELS
 from imu_har.sim.realism import BoutPlan, Realism
-from imu_har.sim.wearable import (
-    ACTIVITIES,
-    LABELS,
-    REST,
-    Style,
-    WearableFleet,
-    WearerProfile,
-    label_index,
-    random_profile,
-)
+from imu_har.sim.wearable import ACTIVITIES, LABELS, REST, Style, WearableFleet, label_index
+from imu_har.sim.wearers import WearerProfile, random_profile
 
 __all__ = [
     "ACTIVITIES",

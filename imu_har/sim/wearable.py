@@ -2,8 +2,9 @@
 
 Pure numpy (no TensorFlow, bleak or Streamlit), vectorized over wearers by
 :class:`WearableFleet`. The public entry point is :mod:`imu_har.sim.simulation`,
-which re-exports everything public here and adds schedules and datasets. The
-physics is deliberately simple but consistent:
+which re-exports everything public here and the wearers of
+:mod:`imu_har.sim.wearers`, and adds schedules and datasets. The physics is
+deliberately simple but consistent (the rotations: :mod:`imu_har.sim.rotations`):
 
 * A body orientation per posture (upright, prone, supine) plus a periodic
   motion at an exercise-typical cadence rotates the sensor frame; the
@@ -29,12 +30,13 @@ chunks gives exactly the same samples as generating it at once.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 
 from imu_har.sim import realism as _realism
+from imu_har.sim.rotations import UPRIGHT, body_rotation, rotation
+from imu_har.sim.wearers import WearerProfile
 
 ACTIVITIES: tuple[str, ...] = (
     "Pushup",
@@ -69,45 +71,6 @@ _ONSET_TAU = 0.4  # s, time for a new exercise to reach full range
 _MOD_DEPTH, _MOD_PERIOD = 0.06, 9.0  # slow cadence variation
 _NOISE = np.array([0.02] * 3 + [1.0] * 3 + [0.8] * 3)  # per-channel noise std at level 1
 Style = Literal["steady", "realistic"]
-
-
-@dataclass(frozen=True)
-class WearerProfile:
-    """How one wearer (and their device) differs from the average."""
-
-    amplitude: float = 1.0  # range of motion scale
-    cadence: float = 1.0  # tempo scale
-    placement: tuple[float, float, float] = (0.0, 0.0, 0.0)  # sensor roll/pitch/yaw offset, deg
-    noise: float = 1.0  # sensor noise scale
-    heading: float = 0.0  # direction the wearer faces, deg from magnetic north
-    inclination: float = 62.0  # magnetic dip angle, deg
-    field: float = 50.0  # earth field strength, uT
-    acc_bias: tuple[float, float, float] = (0.0, 0.0, 0.0)  # g
-    gyro_bias: tuple[float, float, float] = (0.0, 0.0, 0.0)  # deg/s
-    mag_offset: tuple[float, float, float] = (0.0, 0.0, 0.0)  # hard-iron offset, uT
-    phase: float = 0.0  # phase of the slow cadence variation, rad
-
-
-def random_profile(rng: np.random.Generator) -> WearerProfile:
-    """A plausible random wearer: the spread makes classes differ across people."""
-
-    def vec(scale: float) -> tuple[float, float, float]:
-        a, b, c = rng.normal(0.0, scale, 3)
-        return float(a), float(b), float(c)
-
-    return WearerProfile(
-        amplitude=float(rng.uniform(0.75, 1.25)),
-        cadence=float(rng.uniform(0.8, 1.2)),
-        placement=vec(7.0),
-        noise=float(rng.uniform(0.5, 1.5)),
-        heading=float(rng.uniform(0.0, 360.0)),
-        inclination=float(rng.uniform(55.0, 70.0)),
-        field=float(rng.uniform(45.0, 55.0)),
-        acc_bias=vec(0.015),
-        gyro_bias=vec(0.8),
-        mag_offset=vec(3.0),
-        phase=float(rng.uniform(0.0, 2 * np.pi)),
-    )
 
 
 def label_index(label: str) -> int:
@@ -150,7 +113,7 @@ class WearableFleet:
         self._mod_phase = np.array([x.phase for x in p])
         self._bias = np.array([[*x.acc_bias, *x.gyro_bias, *x.mag_offset] for x in p])
         self._heading = np.radians([x.heading for x in p])
-        self._placement = _rotation(*np.radians(np.array([x.placement for x in p]).T))
+        self._placement = rotation(*np.radians(np.array([x.placement for x in p]).T))
         incl = np.radians([x.inclination for x in p])
         field = np.array([x.field for x in p])
         self._mag_world = np.stack([field * np.cos(incl), 0 * field, -field * np.sin(incl)], -1)
@@ -272,7 +235,7 @@ class WearableFleet:
 
     def _orientation(self, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         pitch, roll, yaw, travel = self._kinematics(t)
-        body = _body_rotation(pitch, roll, yaw) @ _UPRIGHT
+        body = body_rotation(pitch, roll, yaw) @ UPRIGHT
         return body @ self._placement[:, None], travel
 
     def _sense(self, t: np.ndarray) -> np.ndarray:
@@ -305,33 +268,3 @@ class WearableFleet:
         onset = 1 - np.exp(-(t - self._bout_start[:, None]) / _ONSET_TAU)
         scale = self._param(_JUMP) * onset * np.sqrt(self._amp[:, None])
         return scale * (push + impact - 1.0 - 1.2 * 0.025 * np.sqrt(np.pi))
-
-
-# The upright body: spine (x) up, chest (z) toward magnetic north, y = west (left).
-_UPRIGHT = np.array([[0.0, 0.0, 1.0], [0.0, -1.0, 0.0], [1.0, 0.0, 0.0]])
-
-
-def _rotation(roll: np.ndarray, pitch: np.ndarray, yaw: np.ndarray) -> np.ndarray:
-    """Rz(yaw) @ Ry(pitch) @ Rx(roll) for arrays of angles (rad) -> (..., 3, 3)."""
-    cr, sr, cp, sp, cy, sy = (f(a) for a in (roll, pitch, yaw) for f in (np.cos, np.sin))
-    return np.stack(
-        [
-            np.stack([cy * cp, cy * sp * sr - sy * cr, cy * sp * cr + sy * sr], -1),
-            np.stack([sy * cp, sy * sp * sr + cy * cr, sy * sp * cr - cy * sr], -1),
-            np.stack([-sp, cp * sr, cp * cr], -1),
-        ],
-        -2,
-    )
-
-
-def _body_rotation(pitch: np.ndarray, roll: np.ndarray, yaw: np.ndarray) -> np.ndarray:
-    """World-from-body rotation: heading about world up, then lean in the body frame.
-
-    The lean acts on the upright body about its left axis (pitch: + leans back so the
-    chest faces up) and its spine (roll), expressed through the upright frame.
-    """
-    zero = np.zeros_like(pitch)
-    heading = _rotation(zero, zero, yaw)
-    lean = _rotation(roll, pitch, zero)  # in body coordinates: x spine, y left, z chest
-    upright_lean = _UPRIGHT @ lean @ _UPRIGHT.T
-    return heading @ upright_lean

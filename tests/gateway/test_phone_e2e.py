@@ -29,7 +29,7 @@ import pytest
 from imu_har.protocol.messages import GroundTruth
 from imu_har.runtime.client import connect
 from imu_har.sim.simulation import WearableSimulator, parse_schedule, schedule_segments
-from imu_har.sim.wearable import random_profile
+from imu_har.sim.wearers import random_profile
 from services.ble_gateway.app import GatewaySettings, build
 from tests.support import sensorlogger as sl
 from tests.support.system import DEFAULT_MODEL, running_system, score
