@@ -19,6 +19,7 @@ from imu_har.sim.simulation import (
     schedule_segments,
     synthetic_recordings,
 )
+from tests.support.chunks import chunk_sizes
 
 
 def test_shapes_units_and_dtypes() -> None:
@@ -52,19 +53,9 @@ def test_stream_in_chunks_equals_batch() -> None:
     plan = [("Situp", 173), ("rest", 60), ("Jumping", 131)]
     for label, n in plan:
         expected, expected_reps = whole.next_samples(label, n)
-        parts = [chunked.next_samples(label, k) for k in _split(n, [1, 7, 25, 3])]
+        parts = [chunked.next_samples(label, k) for k in chunk_sizes(n, [1, 7, 25, 3])]
         assert np.array_equal(np.concatenate([p[0] for p in parts]), expected)
         assert np.array_equal(np.concatenate([p[1] for p in parts]), expected_reps)
-
-
-def _split(n: int, sizes: list[int]) -> list[int]:
-    out, i = [], 0
-    while n > 0:
-        k = min(n, sizes[i % len(sizes)])
-        out.append(k)
-        n -= k
-        i += 1
-    return out
 
 
 def test_reps_follow_cadence_and_reset_per_bout() -> None:

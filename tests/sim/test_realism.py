@@ -15,6 +15,7 @@ import pytest
 from imu_har.sim.realism import Realism
 from imu_har.sim.simulation import WearableFleet, WearableSimulator, WearerProfile, random_profile
 from imu_har.sim.workouts import play_workout, random_workout, true_set
+from tests.support.chunks import chunk_sizes
 
 # sha256 of the samples below made by the simulator before the realistic style existed
 # (imu_har/sim at commit a4d36e2); the steady style must reproduce them bit for bit.
@@ -106,7 +107,7 @@ def test_chunks_give_the_same_stream(rate: float) -> None:
     for label, seconds in [("rest", 5.0), ("Lunge", 20.0), ("Jumping", 10.0)]:
         n = round(seconds * rate)
         expected, expected_reps = whole.next_samples(label, n)
-        parts = [chunked.next_samples(label, k) for k in _split(n, [1, 7, 25, 3])]
+        parts = [chunked.next_samples(label, k) for k in chunk_sizes(n, [1, 7, 25, 3])]
         assert np.array_equal(np.concatenate([p[0] for p in parts]), expected)
         assert np.array_equal(np.concatenate([p[1] for p in parts]), expected_reps)
         assert np.isfinite(expected).all()
@@ -118,13 +119,3 @@ def test_random_workouts_rest_between_sets_of_one_exercise() -> None:
     exercises = [label.split("_")[0] for label, _ in steps]
     for a, b in itertools.pairwise(exercises):
         assert not (a == b != "rest"), steps  # the same exercise again comes after a rest
-
-
-def _split(n: int, sizes: list[int]) -> list[int]:
-    out, i = [], 0
-    while n > 0:
-        k = min(n, sizes[i % len(sizes)])
-        out.append(k)
-        n -= k
-        i += 1
-    return out
