@@ -26,7 +26,7 @@ import pandas as pd
 from imu_har.protocol.codec import DEFAULT_CHANNELS, DEFAULT_UNITS
 from imu_har.protocol.messages import MAX_LABELS, validate_name
 from training.errors import DataError
-from training.recorded import SESSIONS, in_training, read_manifests
+from training.manifests import SESSIONS, in_training, read_manifests
 
 logger = logging.getLogger(__name__)
 

@@ -12,8 +12,9 @@ import numpy as np
 
 from training.errors import DataError
 from training.fit import Progress, ProgressEvent, fit_model, predict, with_fields
+from training.manifests import training_manifests
 from training.params import TrainParams
-from training.recorded import load_sessions, training_manifests
+from training.recorded import load_sessions
 from training.windows import WindowSet
 
 logger = logging.getLogger(__name__)

@@ -7,14 +7,14 @@ over the rows' columns: a relabelled session has both rewritten, but a
 manifest edited by hand, or a relabel interrupted between its two steps, must
 not train under the old label.
 
-:func:`in_training` is the one rule of which sessions training may use (not
+:func:`training.manifests.in_training` is the one rule of which sessions training may use (not
 ``excluded``, not ``deleting``): ``har train --data DIR`` (training.data) and
-the counting evaluation (training.evaluation) both read manifests through it.
+the counting evaluation (training.evaluation) both read manifests through it, and so does
+the trainer service's catalog.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -26,35 +26,6 @@ from imu_har.protocol.messages import validate_name
 from training.errors import DataError
 
 logger = logging.getLogger(__name__)
-SESSIONS = "sessions"  # DIR/sessions/<session>.json
-
-
-def in_training(manifest: Mapping[str, Any]) -> bool:
-    """Whether training may use the session: neither ``excluded`` nor being deleted."""
-    return not manifest.get("excluded") and not manifest.get("deleting")
-
-
-def read_manifests(data_dir: Path) -> list[dict[str, Any]]:
-    """Every readable manifest of ``DIR/sessions``, by file name; unreadable ones are logged."""
-    out = []
-    for path in sorted((data_dir / SESSIONS).glob("*.json")):
-        if path.name.startswith("."):  # a writer's temporary
-            continue
-        try:
-            manifest = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
-            logger.warning("unreadable manifest %r: %s", str(path), exc)
-            continue
-        if isinstance(manifest, dict):
-            out.append(manifest)
-        else:
-            logger.warning("manifest %r is not a JSON object", str(path))
-    return out
-
-
-def training_manifests(data_dir: Path) -> list[dict[str, Any]]:
-    """The readable manifests of the sessions training may use (:func:`in_training`)."""
-    return [m for m in read_manifests(data_dir) if in_training(m)]
 
 
 def session_files(data_dir: Path, manifest: Mapping[str, Any]) -> list[Path]:

@@ -23,10 +23,10 @@ from imu_har.protocol.commands import validate_name
 from imu_har.protocol.trainer import SessionFilter, TrainCommand
 from services.trainer.settings import TrainerConfig
 from training.errors import DataError
+from training.manifests import SESSIONS, in_training
 from training.params import TrainParams
 
 MAX_MANIFEST_BYTES = 1024 * 1024
-SESSIONS = "sessions"
 KEPT = ("session", "device", "label", "subject", "files", "rows", "rate", "channels", "units")
 
 
@@ -91,14 +91,14 @@ def select(command: TrainCommand, config: TrainerConfig) -> list[dict[str, Any]]
             raise RefusedError(
                 "unknown_session", f"{len(unknown)} unknown session(s): {_few(unknown)}"
             )
-        excluded = [s for s in wanted if found[s].get("excluded")]
+        excluded = [s for s in wanted if not in_training(found[s])]
         if excluded:
             raise RefusedError(
                 "excluded_session", f"session(s) excluded from training: {_few(excluded)}"
             )
         return [found[s] for s in wanted]
     chosen = [m for m in all_manifests(config) if _matches(m, command.filter)]
-    chosen = [m for m in chosen if not m.get("excluded")]
+    chosen = [m for m in chosen if in_training(m)]
     if not chosen:
         raise RefusedError("no_sessions", "no finished, included session matches the selection")
     return chosen

@@ -22,8 +22,9 @@ from training.api import load_windows
 from training.cli import train_main
 from training.data import check_labels, read_table
 from training.errors import DataError
+from training.manifests import training_manifests
 from training.params import TrainParams
-from training.recorded import load_sessions, training_manifests
+from training.recorded import load_sessions
 
 PARAMS = TrainParams(window=20, hop=10, rate=25.0)
 
