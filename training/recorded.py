@@ -63,6 +63,8 @@ def load_sessions(data_dir: str | Path, manifests: Sequence[Mapping[str, Any]]) 
                 raise DataError(f"cannot read {path.name}: {exc}") from exc
             table["session"] = str(manifest["session"])
             table["label"] = label
+            if manifest.get("subject") is not None:  # the manifest wins, as for the label
+                table["subject"] = str(manifest["subject"])
             if "device" in table.columns:
                 table["device"] = table["device"].astype(str)
             parts.append(table)
