@@ -35,7 +35,7 @@ from services.classifier.reload import (
     reload_roots,
 )
 from services.classifier.settings import ClassifierSettings
-from services.classifier.specguard import HOLD_OFF, SpecGuard
+from services.classifier.spec_keeper import SpecKeeper
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +63,6 @@ class ClassifierHandler:
         self.core = Classifier(model, settings)
         self.reloader = Reloader(self._load)
         self.roots = reload_roots(settings)
-        self.spec_guard = SpecGuard(HOLD_OFF)
         self._ids = DeviceIds()
         self._window_device = topics.WINDOW.splitter(root)
         self._prediction_device = topics.PREDICTION.splitter(root)
@@ -71,7 +70,7 @@ class ClassifierHandler:
         self._cmd_topic = topics.CLASSIFIER_CMD.format(root)
         self._reply_topic = topics.CLASSIFIER_REPLY.format(root)
         self._spec_topic = topics.MODEL_SPEC.format(root)
-        self._spec_published: tuple[int, str] | None = None
+        self.spec = SpecKeeper(runtime, self._spec_topic)
         self._watch_key: ArtifactKey | None = self.active.watch_key()
         self._next_watch = 0.0
 
@@ -141,7 +140,7 @@ class ClassifierHandler:
         elif topic == self._cmd_topic:
             self._command(message)
         elif topic == self._spec_topic:
-            self.spec_guard.seen(message.payload, self.core.model.spec)
+            self.spec.seen(message.payload, self.core.model.spec)
             self._check_spec(now)
         else:
             raise PayloadError("bad_topic", "not a topic the classifier subscribes to")
@@ -180,7 +179,7 @@ class ClassifierHandler:
         if error is not None or command.model is None:
             self.runtime.counters.inc("reload_refused")
             logger.warning("reload refused: %s", error)
-            self._reply(message, ClassifierReply(ok=False, action="reload", error=error))
+            self._reload_failed(message, error)
             return
         logger.info("reloading model from %r (command)", command.model)
         replaced = self.reloader.submit(command.model, request=message)
@@ -189,11 +188,14 @@ class ClassifierHandler:
 
     def _refuse_replaced(self, job: ReloadRequest) -> None:
         self.runtime.reject("reload_busy", f"reload of {job.path!r} replaced by a newer one")
-        self._reply(job.request, ClassifierReply(ok=False, action="reload", error=BUSY))
+        self._reload_failed(job.request, BUSY)
 
     def _reply(self, request: Inbound | None, reply: ClassifierReply) -> None:
         if request is not None:
             self.runtime.reply(request, reply.to_payload(), self._reply_topic)
+
+    def _reload_failed(self, request: Inbound | None, error: str | None) -> None:
+        self._reply(request, ClassifierReply(ok=False, action="reload", error=error))
 
     def _collect_reloads(self) -> None:
         for result in self.reloader.finished():
@@ -207,9 +209,7 @@ class ClassifierHandler:
         if result.model is None:
             self.runtime.counters.inc("reload_refused")
             self.runtime.error(f"refused model {result.path!r}: {result.error!r}")
-            self._reply(
-                result.request, ClassifierReply(ok=False, action="reload", error=result.error)
-            )
+            self._reload_failed(result.request, result.error)
             return
         old = self.core.model
         self.core.swap(result.model, time.time())
@@ -222,7 +222,7 @@ class ClassifierHandler:
         if result.request is not None and (error := self.active.record(result.model)):
             self.runtime.counters.inc("active_file_errors")  # serving it all the same
             self.runtime.error(error)
-        self._publish_spec()
+        self.spec.publish(self.core.model.spec)
         self.runtime.publish_status(force=True)
         self._reply(
             result.request, ClassifierReply(ok=True, action="reload", data=result.model.describe())
@@ -240,30 +240,11 @@ class ClassifierHandler:
         self.reloader.submit(key[0], key=key)  # idle, so nothing is replaced
 
     # -- the retained spec ---------------------------------------------------------------
-    def _publish_spec(self) -> None:
-        spec = self.core.model.spec
-        self.runtime.publish(self._spec_topic, spec.to_payload(), qos=1, retain=True)
-        self._spec_published = (self.runtime.counters.get("disconnects"), spec.version)
-
     def _check_spec(self, now: float) -> None:
-        """Put our spec back over a foreign one when :class:`SpecGuard` says so."""
+        """Put our spec back over a foreign one when :class:`SpecKeeper` says so."""
         previous = self.core.serving_previous(now)
-        own = self.core.model.spec
-        verdict = self.spec_guard.verdict(
-            own, previous.spec if previous else None, self.reloader.busy, now
-        )
-        if verdict is None:
-            return
-        what = verdict.sighting.describe()
-        if verdict.republish:
-            self.runtime.reject("foreign_spec", f"{what}: republishing ours ({own.version!r})")
-            self._publish_spec()
-        else:
-            self.runtime.reject(
-                "foreign_spec",
-                f"{what} again within {HOLD_OFF:g} s of our answer "
-                "(another classifier serving another model?)",
-            )
+        previous_spec = previous.spec if previous else None
+        self.spec.check(self.core.model.spec, previous_spec, self.reloader.busy, now)
 
     # -- periodic work, status, shutdown -------------------------------------------------
     def tick(self, now: float) -> None:
@@ -271,9 +252,7 @@ class ClassifierHandler:
         self._collect_reloads()
         self._watch(now)
         if self.runtime.connected.is_set():
-            current = (self.runtime.counters.get("disconnects"), self.core.model.spec.version)
-            if self._spec_published != current:  # first connect, reconnect, or new model
-                self._publish_spec()
+            self.spec.keep(self.core.model.spec)
             self._check_spec(now)
         self.core.serving_previous(now)  # forgets the previous model after its grace
         self.core.smoother.evict(now - self.settings.idle_timeout)
@@ -306,4 +285,4 @@ class ClassifierHandler:
     def close(self) -> None:
         """Stop the loader; reload commands not served get their one reply."""
         for job in self.reloader.close():
-            self._reply(job.request, ClassifierReply(ok=False, action="reload", error=STOPPING))
+            self._reload_failed(job.request, STOPPING)

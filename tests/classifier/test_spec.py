@@ -193,7 +193,7 @@ def test_replicas_of_one_model_never_answer_each_other(
         send_command(mqtt_client, {"action": "reload", "model": str(artifacts.second)}, None)
         specs.wait_for(timeout=30, predicate=lambda ms: second in specs_after(specs, start))
         # replica 0 sees replica 1's new spec while its own load still runs
-        assert wait_until(lambda: held.spec_guard.pending is not None)  # type: ignore[attr-defined]
+        assert wait_until(lambda: held.spec.guard.pending is not None)  # type: ignore[attr-defined]
     finally:
         gate.set()
     for replica in replicas:
