@@ -104,26 +104,16 @@ def test_watched_directory_swaps_in_new_artifacts_and_refuses_bad_ones(
     assert Prediction.from_payload(got[0].payload).model_version == second.version
 
 
-def test_reload_outside_model_root_is_refused(
-    broker, run_service, mqtt_client, artifacts: Artifacts, tmp_path
+@pytest.mark.parametrize("with_root", [True, False], ids=["model_root", "no_model_root"])
+def test_reload_outside_the_allowed_directory_is_refused(
+    broker, run_service, mqtt_client, artifacts: Artifacts, tmp_path, with_root: bool
 ) -> None:  # type: ignore[no-untyped-def]
+    """Outside --model-root; without one (``har up`` sets none) outside the served model's
+    directory: a reload must not name any path on the machine."""
     outside = tmp_path / "elsewhere"
     shutil.copytree(artifacts.second, outside)
-    start_classifier(broker, run_service, artifacts.first, model_root=artifacts.first.parent)
-    for path in (str(outside), str(artifacts.first.parent / ".." / outside.name)):
-        reply = command(mqtt_client, {"action": "reload", "model": path})
-        assert not reply["ok"] and "outside the allowed --model-root" in reply["error"]
-    reply = command(mqtt_client, {"action": "reload", "model": str(artifacts.second)})
-    assert reply["ok"] and reply["data"]["version"] == load_spec(artifacts.second).version
-
-
-def test_reloads_stay_in_the_served_models_directory_without_model_root(
-    broker, run_service, mqtt_client, artifacts: Artifacts, tmp_path
-) -> None:  # type: ignore[no-untyped-def]
-    """``har up`` sets no --model-root: a reload must still not name any path on the machine."""
-    outside = tmp_path / "elsewhere"
-    shutil.copytree(artifacts.second, outside)
-    start_classifier(broker, run_service, artifacts.first)
+    root = {"model_root": artifacts.first.parent} if with_root else {}
+    start_classifier(broker, run_service, artifacts.first, **root)
     for path in (str(outside), str(artifacts.first.parent / ".." / outside.name)):
         reply = command(mqtt_client, {"action": "reload", "model": path})
         assert not reply["ok"] and "outside the allowed --model-root" in reply["error"]
