@@ -7,7 +7,7 @@ and to ``<root>/<service>/reply`` for v3.1.1 clients that cannot set one.
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, ClassVar, Literal, TypeVar
 
 from pydantic import (
     Field,
@@ -20,7 +20,7 @@ from pydantic import (
 
 from imu_har.protocol import topics
 from imu_har.protocol.errors import PayloadError
-from imu_har.protocol.messages import MAX_JSON_BYTES, DeviceId, Label, Message, Name
+from imu_har.protocol.messages import MAX_JSON_BYTES, DeviceId, Label, Message, Name, invalid
 from imu_har.protocol.messages import validate_name as validate_name  # the one name rule
 from imu_har.protocol.topics import TopicTemplate
 
@@ -96,6 +96,7 @@ class SetReps(Message):
 SessionEdit = RelabelSession | ExcludeSession | DeleteSession | SetReps
 AnyRecorderCommand = StartRecording | StopRecording | RecorderQuery | SessionEdit
 RecorderCommand = Annotated[AnyRecorderCommand, Field(discriminator="action")]
+_T = TypeVar("_T")
 _RECORDER_COMMAND: TypeAdapter[AnyRecorderCommand] = TypeAdapter(RecorderCommand)
 
 
@@ -127,13 +128,17 @@ class ClassifierReply(CommandReply):
     TOPIC: ClassVar[TopicTemplate | None] = topics.CLASSIFIER_REPLY
 
 
-def parse_recorder_command(payload: bytes) -> AnyRecorderCommand:
-    """Parse a recorder command or raise :class:`PayloadError` saying what is wrong."""
+def parse_command(adapter: TypeAdapter[_T], payload: bytes) -> _T:
+    """Parse a command with ``adapter`` or raise :class:`PayloadError` saying what is wrong
+    (``too_large``, ``bad_command``): every service's command topic parses this way."""
     if len(payload) > min(MAX_COMMAND_BYTES, MAX_JSON_BYTES):
         raise PayloadError("too_large", f"command of {len(payload)} bytes is too large")
     try:
-        return _RECORDER_COMMAND.validate_json(payload)
+        return adapter.validate_json(payload)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ())) or "command"
-        raise PayloadError("bad_command", f"{where}: {first['msg']}") from exc
+        raise invalid("bad_command", exc, what="command") from exc
+
+
+def parse_recorder_command(payload: bytes) -> AnyRecorderCommand:
+    """Parse a recorder command or raise :class:`PayloadError` saying what is wrong."""
+    return parse_command(_RECORDER_COMMAND, payload)

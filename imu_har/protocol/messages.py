@@ -29,6 +29,16 @@ MAX_LABELS = 256
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _\-]{0,63}")  # full match: "$" allows a trailing newline
 
 
+def invalid(
+    reason: str, exc: ValidationError, prefix: str = "", what: str = "payload"
+) -> PayloadError:
+    """The :class:`PayloadError` for a failed validation: where the first error is and why,
+    bounded (an attacker's long key would otherwise be repeated into logs and replies)."""
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first.get("loc", ())) or what
+    return PayloadError(reason, f"{prefix}{where}: {first['msg']}"[:300])
+
+
 class Message(BaseModel):
     """Base of every JSON message: strict fields, a topic template, safe parsing."""
 
@@ -43,9 +53,7 @@ class Message(BaseModel):
         try:
             return cls.model_validate_json(payload)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first.get("loc", ())) or "payload"
-            raise PayloadError("bad_json", f"{cls.__name__}: {where}: {first['msg']}") from exc
+            raise invalid("bad_json", exc, f"{cls.__name__}: ", "payload") from exc
 
     def to_payload(self) -> bytes:
         """Serialize to compact JSON bytes (``None`` fields kept for clarity)."""

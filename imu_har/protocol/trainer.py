@@ -22,13 +22,11 @@ from pydantic import (
     StrictInt,
     StrictStr,
     TypeAdapter,
-    ValidationError,
 )
 
 from imu_har.protocol import topics
-from imu_har.protocol.commands import MAX_COMMAND_BYTES, CommandReply, Name
-from imu_har.protocol.errors import PayloadError
-from imu_har.protocol.messages import MAX_JSON_BYTES, DeviceId, Message
+from imu_har.protocol.commands import CommandReply, Name, parse_command
+from imu_har.protocol.messages import DeviceId, Message
 from imu_har.protocol.topics import TopicTemplate
 
 MAX_SELECTION = 1000  # session ids, or filter values of one kind, in one command
@@ -111,14 +109,7 @@ _COMMAND: TypeAdapter[AnyTrainerCommand] = TypeAdapter(
 
 def parse_trainer_command(payload: bytes) -> AnyTrainerCommand:
     """Parse a trainer command or raise :class:`PayloadError` saying what is wrong."""
-    if len(payload) > min(MAX_COMMAND_BYTES, MAX_JSON_BYTES):
-        raise PayloadError("too_large", f"command of {len(payload)} bytes is too large")
-    try:
-        return _COMMAND.validate_json(payload)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ())) or "command"
-        raise PayloadError("bad_command", f"{where}: {first['msg']}"[:300]) from exc
+    return parse_command(_COMMAND, payload)
 
 
 class TrainerReply(CommandReply):
