@@ -33,7 +33,7 @@ from imu_har.protocol.workout import RepEvent, SetEvent, WorkoutState, check_exe
 from services.homeassistant import discovery
 from services.homeassistant.ids import node_id
 from services.homeassistant.settings import HomeAssistantSettings
-from services.homeassistant.wearable import Wearable, day_of, source_of
+from services.homeassistant.wearable import Wearable, day_of, seen_at, source_of
 
 logger = logging.getLogger(__name__)
 SERVICE = "homeassistant"  # the service's name: its status topic is the bridge's availability
@@ -76,7 +76,7 @@ class Bridge:
                 return out
             w.link, w.link_at = "disconnected", now
         else:
-            seen = self._seen(now, status.updated_at, retained)
+            seen = seen_at(now, status.updated_at, retained)
             w = self._wearable(device, seen, now, out, status)
             if w is None:
                 return out
@@ -89,9 +89,7 @@ class Bridge:
 
     def prediction(self, p: Prediction, now: float) -> list[Out]:
         """A classified window: the exercise (smoothed label) and the classifier's confidence."""
-        out: list[Out] = []
-        w = self._wearable(p.device, now, now, out)
-        assert w is not None
+        w, out = self._live(p.device, now)
         label = p.smoothed_label
         exercise = label if label in self._offered else "unknown"
         if exercise != label:
@@ -107,7 +105,7 @@ class Bridge:
     def workout(self, state: WorkoutState, now: float, retained: bool) -> list[Out]:
         """The workout service's retained state: the set under way and the day's totals."""
         out: list[Out] = []
-        w = self._wearable(state.device, self._seen(now, state.updated_at, retained), now, out)
+        w = self._wearable(state.device, seen_at(now, state.updated_at, retained), now, out)
         if w is None:
             return out
         w.in_set = state.state == "set"
@@ -119,17 +117,13 @@ class Bridge:
 
     def repetition(self, rep: RepEvent, now: float) -> list[Out]:
         """One repetition: its form, and an event."""
-        out: list[Out] = []
-        w = self._wearable(rep.device, now, now, out)
-        assert w is not None
+        w, out = self._live(rep.device, now)
         w.form = rep.form
         return out + self._event(w, discovery.repetition_event(rep), now) + self._changed(w, now)
 
     def finished_set(self, done: SetEvent, now: float) -> list[Out]:
         """A finished set: an event."""
-        out: list[Out] = []
-        w = self._wearable(done.device, now, now, out)
-        assert w is not None
+        w, out = self._live(done.device, now)
         return out + self._event(w, discovery.set_event(done), now)
 
     def spec(self, spec: ModelSpec, now: float) -> list[Out]:
@@ -203,10 +197,6 @@ class Bridge:
         return out
 
     # -- wearables ----------------------------------------------------------------------------
-    def _seen(self, now: float, made: float | None, retained: bool) -> float:
-        """When a message tells of its wearable: now, or when a retained one was made."""
-        return min(now, max(0.0, made)) if retained and made is not None else now
-
     def _wearable(
         self,
         device: str,
@@ -235,6 +225,13 @@ class Bridge:
         self.counts["wearables_added"] += 1
         out += self._discovery(w, now) + self._availability(w, now)
         return w
+
+    def _live(self, device: str, now: float) -> tuple[Wearable, list[Out]]:
+        """The wearable of a live message (made now), and its discovery if it is new."""
+        out: list[Out] = []
+        w = self._wearable(device, now, now, out)
+        assert w is not None  # news made now is never too old
+        return w, out
 
     def _removal(self, device: str, out: list[Out]) -> None:
         node = node_id(self.root, device)

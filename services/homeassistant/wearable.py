@@ -23,6 +23,11 @@ def source_of(status: DeviceStatus) -> str:
     return status.source if status.source in SOURCES else "other"
 
 
+def seen_at(now: float, made: float | None, retained: bool) -> float:
+    """When a message tells of its wearable: now, or when a retained one was made."""
+    return min(now, max(0.0, made)) if retained and made is not None else now
+
+
 def day_of(t: float) -> str:
     """The local calendar day of Unix time ``t``, as the workout service dates its totals."""
     return time.strftime("%Y-%m-%d", time.localtime(max(0.0, t)))
