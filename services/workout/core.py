@@ -14,7 +14,8 @@ Every input is checked and every structure bounded; what is refused raises
 - input stamped more than ``max_clock_skew`` ahead of ``now`` or ``max_age``
   behind it (``time_in_future``, ``time_too_old``): one frame stamped far ahead
   would put its device's timeline there, and every later sample would be late;
-- a frame without the accelerometer channels (``channel_mismatch``);
+- a frame without the accelerometer channels (``channel_mismatch``; a frame without
+  the gyroscope's is counted on the accelerometer alone);
 - predictions with too many classes (``too_many_labels``), probabilities
   outside [0, 1] or not summing to one (``bad_probabilities``), class names that
   cannot be exercise names (``bad_label``);
@@ -42,18 +43,25 @@ from services.workout.tracker import DeviceTracker
 
 STALL_SECONDS = 5.0  # every sample late for this long (wall time): the device restarted
 UNIT_SCALE = {"g": 1.0, "m/s2": 1 / 9.80665, "m/s^2": 1 / 9.80665, "mg": 1e-3}
+GYRO_SCALE = {"deg/s": 1.0, "dps": 1.0, "rad/s": 57.29578, "mdps": 1e-3}
 
 
 @lru_cache(maxsize=256)
 def _columns(
-    channels: tuple[str, ...], units: tuple[str, ...], want: tuple[str, ...]
-) -> tuple[list[int], float] | None:
-    """Indices of ``want`` in a frame's channels and the factor to g (None if missing)."""
+    channels: tuple[str, ...], units: tuple[str, ...], acc: tuple[str, ...], gyro: tuple[str, ...]
+) -> tuple[list[int], np.ndarray] | None:
+    """Indices of the accelerometer channels (and the gyroscope's, when the frame has them)
+    and the factors to g and deg/s (None without the accelerometer)."""
     index = {name: i for i, name in enumerate(channels)}
-    if any(name not in index for name in want):
+    if any(name not in index for name in acc):
         return None
-    picks = [index[name] for name in want]
-    return picks, UNIT_SCALE.get(units[picks[0]], 1.0)
+    picks = [index[name] for name in acc]
+    scales = [UNIT_SCALE.get(units[picks[0]], 1.0)] * len(acc)
+    if gyro and all(name in index for name in gyro):
+        more = [index[name] for name in gyro]
+        picks += more
+        scales += [GYRO_SCALE.get(units[more[0]], 1.0)] * len(gyro)
+    return picks, np.asarray(scales)
 
 
 class WorkoutCore:
@@ -64,7 +72,9 @@ class WorkoutCore:
         self.devices: dict[str, DeviceTracker] = {}
         self.counts: Counter[str] = Counter()
         self._rest = frozenset(settings.rest_labels)
-        self._want = tuple(settings.channels)
+        self._acc = tuple(settings.channels)
+        self._gyro = tuple(settings.gyro_channels)
+        self._width = len(self._acc) + len(self._gyro)
 
     def push(self, item: Frame | Prediction, now: float | None = None) -> list[WorkoutMessage]:
         """Messages caused by one frame or prediction (``now``: receive time, if live)."""
@@ -83,9 +93,9 @@ class WorkoutCore:
         if n / frame.rate > s.max_frame_seconds:
             raise PayloadError("frame_too_long", f"{n} samples at {frame.rate:g} Hz")
         self._check_time(frame.receive_time, now)
-        found = _columns(frame.channels, frame.units, self._want)
+        found = _columns(frame.channels, frame.units, self._acc, self._gyro)
         if found is None:
-            raise PayloadError("channel_mismatch", f"frame lacks channels {list(self._want)}")
+            raise PayloadError("channel_mismatch", f"frame lacks channels {list(self._acc)}")
         picks, scale = found
         tracker = self._tracker(frame.device, now)
         signal = tracker.signal
@@ -95,14 +105,13 @@ class WorkoutCore:
             self.counts["late_samples"] += n
             if self._stalled(tracker, now):
                 out += tracker.end_set("end_restart")
-                tracker.signal = MotionSignal(s.signal_rate, s.history, s.max_gap)
+                tracker.signal = MotionSignal(s.signal_rate, s.history, s.max_gap, self._width)
                 self.counts["timeline_restart"] += 1
             return out
         tracker.behind_since = None
-        acc = frame.samples[:, picks].astype(np.float64)
-        if scale != 1.0:
-            acc *= scale
-        return out + tracker.on_samples(times, acc, frame.rate)
+        motion = np.zeros((n, self._width))
+        motion[:, : len(picks)] = frame.samples[:, picks] * scale  # no gyroscope: zeros
+        return out + tracker.on_samples(times, motion, frame.rate)
 
     def push_prediction(
         self, prediction: Prediction, now: float | None = None

@@ -55,6 +55,10 @@ class WorkoutSettings(MqttSettings):
     channels: list[str] = Field(
         default=["acc_x", "acc_y", "acc_z"], description="Accelerometer channels, x y z"
     )
+    gyro_channels: list[str] = Field(
+        default=["gyro_x", "gyro_y", "gyro_z"],
+        description="Gyroscope channels, x y z (used when a frame has them)",
+    )
     signal_rate: float = Field(
         default=25.0, ge=10, le=100, description="Rate (Hz) repetitions are counted at"
     )
@@ -62,6 +66,18 @@ class WorkoutSettings(MqttSettings):
         default=12.0, ge=4, le=60, description="Seconds of signal kept to start a set"
     )
     max_gap: float = Field(default=1.0, gt=0, le=60, description="A gap (s) restarts the signal")
+    recount_before: float = Field(
+        default=2.5,
+        ge=0,
+        le=10,
+        description="A set is counted again from this long (s) before its first repetition",
+    )
+    recount_after: float = Field(
+        default=0.3, ge=0, le=10, description="... to this long (s) after its last one"
+    )
+    max_set_seconds: float = Field(
+        default=180.0, ge=10, le=3600, description="Longest set counted again at its end (s)"
+    )
     # -- bounds --------------------------------------------------------------------------
     min_rate: float = Field(default=5.0, gt=0, description="Refuse frames slower than this (Hz)")
     max_rate: float = Field(

@@ -1,7 +1,7 @@
 """One device's motion signal: sample times, a fixed-rate grid by bin averages, recent history.
 
 Whatever the wearable's rate (12.5 to 200 Hz and beyond), the counter sees the
-accelerometer on one grid of ``grid_rate`` samples per second (25 Hz: eight
+accelerometer (and the gyroscope, for the count at a set's end) on one grid of ``grid_rate`` samples per second (25 Hz: eight
 samples per jump at 3 Hz, and an eighth of the work of 200 Hz input). Each
 grid sample is the mean of the raw samples in its bin of ``1 / grid_rate``
 seconds (a box filter: landing impacts at 200 Hz do not alias onto the grid,
@@ -47,9 +47,10 @@ def _ema_matrix(n: int, alpha: float) -> tuple[np.ndarray, np.ndarray]:
 
 
 class MotionSignal:
-    """Accelerometer (3 axes) of one device on a fixed grid, with its recent history."""
+    """Motion channels of one device (accelerometer x y z in g, then gyroscope x y z in
+    deg/s) on a fixed grid, with their recent history."""
 
-    def __init__(self, grid_rate: float, history: float, max_gap: float) -> None:
+    def __init__(self, grid_rate: float, history: float, max_gap: float, width: int = 3) -> None:
         self.grid_rate = grid_rate
         self.max_gap = max_gap
         self.clock = DeviceClock()
@@ -57,19 +58,21 @@ class MotionSignal:
         self.restarts = 0
         self._origin = 0.0
         self._bin = -1  # the open bin (not yet complete)
-        self._sum = np.zeros(3)  # ... its sum and count
+        self.width = width
+        self._sum = np.zeros(width)  # ... its sum and count
         self._count = 0
         self._last_bin = -1  # the last bin written to the grid, and its mean
-        self._last_value = np.zeros(3)
-        self._smooth = np.zeros(3)  # the last grid sample (smoothed)
+        self._last_value = np.zeros(width)
+        self._smooth = np.zeros(width)  # the last grid sample (smoothed)
         self._alpha = 1.0 - math.exp(-1.0 / (grid_rate * GRID_TAU))
-        self._ring = np.zeros((max(8, round(history * grid_rate)), 3))
+        self._ring = np.zeros((max(8, round(history * grid_rate)), width))
         self._ring_t = np.zeros(len(self._ring))
         self.written = 0  # grid samples ever written
         self._timeline_start = 0  # ``written`` when the current timeline began
 
     def push(self, times: np.ndarray, acc: np.ndarray, rate: float) -> tuple[np.ndarray, ...]:
-        """Add raw samples (times (n,), acc (n, 3)); return the new grid ``(times, values)``.
+        """Add raw samples (times (n,), values (n, width)); return the new grid
+        ``(times, values)``.
         (``rate`` is the wearable's; the bins do not need it.)"""
         # Duplicates and samples out of order are dropped, as the windower drops them. A
         # frame's own times always rise (DeviceClock steps them), only its start is checked.
@@ -77,7 +80,7 @@ class MotionSignal:
             fresh = accepted(times, self.last_time)
             times, acc = times[fresh], acc[fresh]
         if not len(times):
-            return EMPTY, np.zeros((0, 3))
+            return EMPTY, np.zeros((0, self.width))
         if self.last_time is None or times[0] - self.last_time > self.max_gap:
             self._restart(float(times[0]))
         self.last_time = float(times[-1])
@@ -86,7 +89,7 @@ class MotionSignal:
         if first == last == self._bin:  # all in the open bin: nothing completes
             self._sum += acc.sum(axis=0)
             self._count += len(acc)
-            return EMPTY, np.zeros((0, 3))
+            return EMPTY, np.zeros((0, self.width))
         cuts = np.flatnonzero(bins[1:] != bins[:-1]) + 1
         starts = np.concatenate(([0], cuts))
         sums = np.add.reduceat(acc, starts, axis=0)
@@ -101,7 +104,7 @@ class MotionSignal:
             keys = np.concatenate(([self._bin], keys))
         self._bin, self._sum, self._count = last, sums[-1].copy(), int(counts[-1])
         if len(keys) < 2:
-            return EMPTY, np.zeros((0, 3))
+            return EMPTY, np.zeros((0, self.width))
         keys, means = keys[:-1], sums[:-1] / counts[:-1, None]
         return self._write(keys, means)
 
@@ -112,7 +115,9 @@ class MotionSignal:
             full = np.arange(previous + 1, keys[-1] + 1)
             known_k = np.concatenate(([previous], keys))
             known_v = np.vstack([self._last_value, means])
-            means = np.stack([np.interp(full, known_k, known_v[:, c]) for c in range(3)], 1)
+            means = np.stack(
+                [np.interp(full, known_k, known_v[:, c]) for c in range(self.width)], 1
+            )
             keys = full
         if previous < 0:
             self._smooth = means[0]
@@ -132,7 +137,7 @@ class MotionSignal:
         self.restarts += self.last_time is not None
         self._origin = math.floor(t0 * self.grid_rate) / self.grid_rate
         self._bin, self._count, self._last_bin = -1, 0, -1
-        self._sum = np.zeros(3)
+        self._sum = np.zeros(self.width)
         self._timeline_start = self.written
         self.last_time = None
 

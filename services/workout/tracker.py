@@ -36,6 +36,7 @@ from services.workout.counter import Cycle, median
 from services.workout.detector import Detector
 from services.workout.evidence import Votes, WindowVote
 from services.workout.likeness import alike, periodic
+from services.workout.recount import SetTape, recount
 from services.workout.settings import WorkoutSettings
 from services.workout.signal import MotionSignal
 from services.workout.totals import Day
@@ -63,6 +64,7 @@ class OpenSet:
     cycles: list[Cycle] = field(default_factory=list)  # accepted
     seen: list[Cycle] = field(default_factory=list)  # the last ones, for what a rep is like
     last_end: float = 0.0  # end of the last repetition (or when the set started)
+    tape: SetTape | None = None  # its signal, to count it again when it ends
 
 
 class DeviceTracker:
@@ -71,7 +73,8 @@ class DeviceTracker:
     def __init__(self, device: str, settings: WorkoutSettings) -> None:
         self.device = device
         self.settings = settings
-        self.signal = MotionSignal(settings.signal_rate, settings.history, settings.max_gap)
+        width = len(settings.channels) + len(settings.gyro_channels)
+        self.signal = MotionSignal(settings.signal_rate, settings.history, settings.max_gap, width)
         self.votes = Votes()
         self.day = Day()
         self.current: OpenSet | None = None
@@ -89,7 +92,7 @@ class DeviceTracker:
 
     # -- input --------------------------------------------------------------------------
     def on_samples(self, times: np.ndarray, acc: np.ndarray, rate: float) -> list[WorkoutMessage]:
-        """Raw accelerometer samples (times (n,), acc (n, 3) in g)."""
+        """Raw samples (times (n,), acc (n, 6): accelerometer in g, gyroscope in deg/s)."""
         current = self.current
         exercise = current.exercise if current else self._seen()
         self._held.append((times, acc))
@@ -101,8 +104,10 @@ class DeviceTracker:
             times = np.concatenate([t for t, _ in held])
             acc = np.concatenate([a for _, a in held])
         grid_t, grid_y = self.signal.push(times, acc, rate)
+        if current is not None and current.tape is not None:
+            current.tape.add(grid_t, grid_y)
         cycles = self.detector.feed(
-            grid_t, grid_y, self.signal.history, exercise is not None, current is not None
+            grid_t, grid_y[:, :3], self._acc_history, exercise is not None, current is not None
         )
         if current is None:
             return self._try_start() if cycles else []
@@ -112,6 +117,10 @@ class DeviceTracker:
         if self.now - current.last_end > self.settings.max_pause:
             out += self.end_set("end_pause")
         return out
+
+    def _acc_history(self, since: float) -> tuple[np.ndarray, np.ndarray]:
+        times, values = self.signal.history(since)
+        return times, values[:, :3]
 
     def on_vote(self, vote: WindowVote) -> list[WorkoutMessage]:
         """One classified window."""
@@ -147,6 +156,8 @@ class DeviceTracker:
         out = self.end_set("end_switch") if self.current is not None else []
         number = self.day.next_set(cycles[0].start)
         self.current = OpenSet(exercise, number, last_end=cycles[0].start)
+        self.current.tape = SetTape(s.signal_rate, s.history + s.max_set_seconds, self.signal.width)
+        self.current.tape.add(*self.signal.history(-np.inf))
         out.append(self._state())
         for cycle in cycles:
             self._accept(cycle)
@@ -249,22 +260,44 @@ class DeviceTracker:
         self.current = None
         if current.reps:
             reps = current.reps
-            incorrect = sum(r.form == "incorrect" for r in reps)
+            count = self._recount(current)
+            incorrect = min(count, sum(r.form == "incorrect" for r in reps))
             out.append(
                 SetEvent(
                     device=self.device,
                     exercise=current.exercise,
                     set=current.number,
-                    reps=len(reps),
+                    reps=count,
                     start=reps[0].start,
                     end=max(reps[-1].end, reps[0].start),
                     incorrect=incorrect,
                     mean_rep_seconds=float(np.mean([r.end - r.start for r in reps])),
                 )
             )
-            self.day.add(current.exercise, sets=1)
+            # The day's totals follow the set's count (its repetitions were added live).
+            self.day.add(current.exercise, sets=1, reps=count - len(reps))
         out.append(self._state())
         return out
+
+    def _recount(self, current: OpenSet) -> int:
+        """The set counted again as a whole (:mod:`services.workout.recount`), else live."""
+        s, live = self.settings, len(current.reps)
+        if current.tape is None:
+            return live
+        found = recount(
+            current.tape,
+            current.reps[0].start,
+            current.reps[-1].end,
+            s.recount_before,
+            s.recount_after,
+        )
+        current.tape = None
+        if found is None or found < 1:
+            self.counts["recount_none"] += 1
+            return live
+        if found != live:
+            self.counts["recount_more" if found > live else "recount_fewer"] += 1
+        return found
 
     def _state(self) -> WorkoutMessage:
         current = self.current

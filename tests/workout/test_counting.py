@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from services.workout.detector import Detector
+from services.workout.recount import SetTape, recount
 from services.workout.signal import MotionSignal
 
 GRID = 25.0
@@ -136,3 +137,27 @@ def test_late_and_repeated_samples_are_dropped_and_a_gap_restarts() -> None:
     assert signal.restarts == 1
     times, _ = signal.history(0.0)
     assert times.min() >= 5.0
+
+
+def taped(times: np.ndarray, acc: np.ndarray, rate: float, seconds: float = 200.0) -> SetTape:
+    """The session on the grid (gyroscope absent: zeros), on a set's tape."""
+    signal, tape = MotionSignal(GRID, 12.0, 1.0, 6), SetTape(GRID, seconds, 6)
+    motion = np.hstack([acc, np.zeros_like(acc)])
+    for lo in range(0, len(times), 13):
+        tape.add(*signal.push(times[lo : lo + 13], motion[lo : lo + 13], rate))
+    return tape
+
+
+@pytest.mark.parametrize(("rate", "period", "seed"), [(12.5, 2.0, 11), (100.0, 1.2, 12)])
+def test_a_set_counted_again_as_a_whole(rate: float, period: float, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    times, acc = tilt_session(rate, 12, rng, period=period, partial={4}, pauses={7: 2.0})
+    first, last = 3.0, times[-1] - 3.0  # the repetitions lie between 3 s of stillness
+    assert recount(taped(times, acc, rate), first, last, 1.0, 0.3) in (11, 12, 13)
+
+
+def test_a_set_too_long_for_its_tape_is_not_counted_again() -> None:
+    rng = np.random.default_rng(13)
+    times, acc = tilt_session(50.0, 12, rng)
+    tape = taped(times, acc, 50.0, seconds=10.0)
+    assert tape.overflowed and recount(tape, 3.0, times[-1] - 3.0, 1.0, 0.3) is None
