@@ -4,7 +4,8 @@ Pure and thread-safe: the MQTT thread calls :meth:`Store.ingest` with a topic
 and payload; the Streamlit script thread reads copies with :meth:`Store.device`
 / :meth:`Store.snapshot`. Nothing here imports Streamlit or paho. Every buffer
 is a bounded deque, the number of devices and services is capped, idle
-devices are evicted, and a malformed message is counted by reason, never raised.
+devices are evicted (the per-device part: :mod:`services.dashboard.device_table`),
+and a malformed message is counted by reason, never raised.
 """
 
 from __future__ import annotations
@@ -17,24 +18,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from imu_har.protocol import topics
-from imu_har.protocol.codec import decode_frame
 from imu_har.protocol.commands import CommandReply
 from imu_har.protocol.errors import PayloadError
-from imu_har.protocol.messages import (
-    DeviceStatus,
-    GroundTruth,
-    Prediction,
-    RecorderStatus,
-    ServiceStatus,
-)
+from imu_har.protocol.messages import RecorderStatus, ServiceStatus
 from imu_har.protocol.model_spec import ModelSpec
 from imu_har.protocol.trainer import TrainerStatus
-from services.dashboard.devices import DeviceState, DeviceView, Limits, PlotFrame
+from services.dashboard.device_table import DeviceTable
+from services.dashboard.devices import DeviceView, Limits, PlotFrame
 from services.dashboard.models import live_path
-from services.dashboard.workouts import WorkoutTrack, WorkoutView, parse
+from services.dashboard.workouts import WorkoutView
 
 __all__ = ["DeviceView", "Limits", "PlotFrame", "Reply", "Store", "WorkoutView"]
 
@@ -79,8 +72,7 @@ class Store:
         self.client_id = client_id  # replies to other dashboards are not ours (None: any)
         self.limits = limits or Limits()
         self._lock = threading.Lock()
-        self._devices: dict[str, DeviceState] = {}
-        self._workouts: dict[str, WorkoutTrack] = {}  # har workout's, of known devices only
+        self._table = DeviceTable(self.limits)
         self.services: dict[str, ServiceStatus] = {}
         self.model_spec: ModelSpec | None = None
         self.recorder_status: RecorderStatus | None = None
@@ -92,7 +84,6 @@ class Store:
         self.malformed: Counter[str] = Counter()
         self.ignored: Counter[str] = Counter()  # valid traffic the dashboard does not show
         self.received = 0
-        self.evicted = 0
         self._fixed: dict[str, Any] = {
             topics.MODEL_SPEC.format(root): self._on_model_spec,
             topics.RECORDER_STATUS.format(root): self._on_recorder_status,
@@ -107,11 +98,11 @@ class Store:
             topics.TRAINER_CMD.format(root),
         }
         self._device_kinds: list[tuple[Callable[[str], str | None], Any]] = [
-            (topics.IMU.splitter(root), self._on_frame),
-            (topics.WINDOW.splitter(root), self._on_window),
-            (topics.PREDICTION.splitter(root), self._on_prediction),
-            (topics.DEVICE_STATUS.splitter(root), self._on_device_status),
-            (topics.GROUND_TRUTH.splitter(root), self._on_truth),
+            (topics.IMU.splitter(root), self._table.frame),
+            (topics.WINDOW.splitter(root), self._table.window),
+            (topics.PREDICTION.splitter(root), self._table.prediction),
+            (topics.DEVICE_STATUS.splitter(root), self._table.device_status),
+            (topics.GROUND_TRUTH.splitter(root), self._table.truth),
         ]
         workouts = {"workout": topics.WORKOUT, "rep": topics.REP, "set": topics.SET}
         for kind, template in workouts.items():
@@ -169,67 +160,8 @@ class Store:
         known = key in self.ignored or len(self.ignored) < MAX_IGNORED
         self.ignored[key if known else "other"] += 1
 
-    def _state(self, device: str, now: float) -> DeviceState:
-        state = self._devices.get(device)
-        if state is None:
-            self._evict(now)
-            if len(self._devices) >= self.limits.max_devices:
-                oldest = min(self._devices.values(), key=lambda s: s.last_seen)
-                del self._devices[oldest.device]
-                self._workouts.pop(oldest.device, None)
-                self.evicted += 1
-            state = self._devices[device] = DeviceState(device, self.limits)
-        state.last_seen = now
-        return state
-
-    def _on_frame(self, device: str, payload: bytes, now: float) -> None:
-        frame = decode_frame(payload)
-        if frame.device != device:
-            raise PayloadError("device_mismatch", "payload device differs from the topic")
-        n = frame.samples.shape[0]
-        times = frame.receive_time - (n - 1 - np.arange(n)) / frame.rate
-        plot_frame = PlotFrame(times, frame.samples.copy(), frame.channels, frame.units)
-        self._state(device, now).add_frame(plot_frame, now)
-
-    def _on_window(self, device: str, payload: bytes, now: float) -> None:
-        if len(payload) < 4 or payload[1] != ord("W"):
-            raise PayloadError("bad_kind", "not a window payload")
-        self._state(device, now).windows += 1
-
-    def _on_prediction(self, device: str, payload: bytes, now: float) -> None:
-        prediction = Prediction.from_payload(payload)
-        if prediction.device != device:
-            raise PayloadError("device_mismatch", "payload device differs from the topic")
-        state = self._state(device, now)
-        state.predictions.append((now, prediction))
-        state.judge(prediction)
-
-    def _on_device_status(self, device: str, payload: bytes, now: float) -> None:
-        if not payload:  # retained status cleared
-            return
-        self._state(device, now).status = DeviceStatus.from_payload(payload)
-
-    def _on_truth(self, device: str, payload: bytes, now: float) -> None:
-        if not payload:
-            return
-        truth = GroundTruth.from_payload(payload)
-        state = self._state(device, now)
-        if state.truths and truth.time <= state.truths[-1].time:
-            if truth.time == state.truths[-1].time:  # a retained truth seen again: update
-                state.truths[-1] = truth
-                return
-            raise PayloadError("out_of_order", "ground truth older than the last one")
-        state.truths.append(truth)
-
     def _on_workout(self, kind: str, device: str, payload: bytes, now: float) -> None:
-        message = parse(kind, device, payload)
-        if message is None:  # the retained workout state cleared
-            if device in self._workouts:
-                self._workouts[device].state = None
-            return
-        self._state(device, now)  # a known device: bounded and evicted like every other
-        track = self._workouts.setdefault(device, WorkoutTrack())
-        if not track.add(message):
+        if not self._table.workout(kind, device, payload, now):
             self._ignore("duplicate")
 
     def _on_service_status(self, name: str, payload: bytes) -> None:
@@ -263,36 +195,29 @@ class Store:
         key = corr.decode("ascii", "replace") if corr else None
         self.replies.append(Reply(topic, key, reply, now))
 
-    def _evict(self, now: float) -> None:
-        idle = [d for d, s in self._devices.items() if now - s.last_seen > self.limits.idle_timeout]
-        for device in idle:
-            del self._devices[device]
-            self._workouts.pop(device, None)
-        self.evicted += len(idle)
-
     # -- output (script thread) ------------------------------------------------------
     def evict_idle(self, now: float | None = None) -> None:
         """Forget devices silent for longer than ``idle_timeout``."""
         with self._lock:
-            self._evict(time.time() if now is None else now)
+            self._table.evict(time.time() if now is None else now)
 
     def devices(self) -> list[str]:
         """Ids of the devices currently tracked, sorted."""
         with self._lock:
-            return sorted(self._devices)
+            return sorted(self._table.devices)
 
     def device(self, device: str, now: float | None = None) -> DeviceView | None:
         """A consistent copy of one device's state, or None if unknown."""
         now = time.time() if now is None else now
         with self._lock:
-            state = self._devices.get(device)
+            state = self._table.devices.get(device)
             return None if state is None else DeviceView.of(state, now)
 
     def workout(self, device: str, now: float | None = None) -> WorkoutView | None:
         """A consistent copy of one device's workout, or None if nothing came from har workout."""
         now = time.time() if now is None else now
         with self._lock:
-            track = self._workouts.get(device)
+            track = self._table.workouts.get(device)
             return None if track is None else WorkoutView.of(track, now)
 
     def reply_for(self, correlation: str) -> Reply | None:
@@ -313,22 +238,17 @@ class Store:
                 "malformed": dict(self.malformed),
                 "ignored": dict(self.ignored),
                 "received": self.received,
-                "evicted": self.evicted,
-                "devices": sorted(self._devices),
+                "evicted": self._table.evicted,
+                "devices": sorted(self._table.devices),
             }
+
+    @property
+    def evicted(self) -> int:
+        """Devices forgotten so far (idle, or pushed out by a new one)."""
+        return self._table.evicted
 
     def sizes(self) -> dict[str, int]:
         """Element counts of every buffer (for the memory-bound tests)."""
         with self._lock:
-            return {
-                "devices": len(self._devices),
-                "plot_samples": max((s.plot_samples for s in self._devices.values()), default=0),
-                "predictions": max((len(s.predictions) for s in self._devices.values()), default=0),
-                "truths": max((len(s.truths) for s in self._devices.values()), default=0),
-                "arrivals": max((len(s.frame_arrivals) for s in self._devices.values()), default=0),
-                "services": len(self.services),
-                "replies": len(self.replies),
-                "workouts": len(self._workouts),
-                "workout_reps": max((len(w.reps) for w in self._workouts.values()), default=0),
-                "workout_sets": max((len(w.sets) for w in self._workouts.values()), default=0),
-            }
+            sizes = self._table.sizes()
+            return sizes | {"services": len(self.services), "replies": len(self.replies)}
