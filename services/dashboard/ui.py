@@ -12,10 +12,27 @@ from typing import Any
 
 import streamlit as st
 
+from imu_har.protocol.commands import CommandReply
 from services.dashboard import login
 from services.dashboard.connection import Connection
 from services.dashboard.settings import DashboardSettings, page_settings
 from services.dashboard.store import Limits
+from services.dashboard.text import md
+
+
+def show_outcome(
+    reply: CommandReply | None, no_reply: str, ok: Callable[[CommandReply], str], refused: str
+) -> None:
+    """A command's outcome: ``no_reply`` if none came, ``ok(reply)``, or ``refused: <error>``.
+
+    The service's error text is untrusted: it is shown escaped (:func:`md`).
+    """
+    if reply is None:
+        st.error(no_reply)
+    elif reply.ok:
+        st.success(ok(reply))
+    else:
+        st.error(f"{refused}: {md(reply.error)}")
 
 
 def load_settings() -> DashboardSettings:

@@ -13,7 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from imu_har.protocol import topics
-from imu_har.protocol.commands import ClassifierCommand
+from imu_har.protocol.commands import ClassifierCommand, CommandReply
 from services.dashboard import artifacts, charts, models, ui
 from services.dashboard.text import code, md
 
@@ -99,14 +99,14 @@ def show_reply() -> None:
     if "models_reply" not in st.session_state:
         return
     why, path, reply = st.session_state["models_reply"]
-    if reply is None:
-        st.error(f"No reply from the classifier to {why} {code(path)} (is it running?)")
-    elif reply.ok:
+
+    def served(reply: CommandReply) -> str:
         model = reply.data.get("model")
         version = model.get("version", "") if isinstance(model, dict) else ""
-        st.success(f"Classifier: {why} ok — now serving {code(path)} {code(str(version)[:12])}")
-    else:
-        st.error(f"Classifier refused to {why} {code(path)}: {md(reply.error)}")
+        return f"Classifier: {why} ok — now serving {code(path)} {code(str(version)[:12])}"
+
+    no_reply = f"No reply from the classifier to {why} {code(path)} (is it running?)"
+    ui.show_outcome(reply, no_reply, served, f"Classifier refused to {why} {code(path)}")
 
 
 def render_artifact(artifact: models.Artifact, live: str | None) -> None:

@@ -137,12 +137,12 @@ def status() -> None:
     if "rec_reply_action" in st.session_state:
         reply = st.session_state.get("rec_reply")
         action = st.session_state["rec_reply_action"]
-        if reply is None:
-            st.error(f"No reply to `{action}` from the recorder (is it running?)")
-        elif reply.ok:
-            st.success(f"Recorder: {action} ok — {describe(reply.data)}")
-        else:
-            st.error(f"Recorder refused `{action}`: {md(reply.error)}")
+        ui.show_outcome(
+            reply,
+            f"No reply to `{action}` from the recorder (is it running?)",
+            lambda r: f"Recorder: {action} ok — {describe(r.data)}",
+            f"Recorder refused `{action}`",
+        )
     recorder_status = conn.store.snapshot()["recorder_status"]
     active = st.session_state.get("recording")
     if active:

@@ -52,12 +52,12 @@ def show_reply() -> None:
     if "sessions_reply" not in st.session_state:
         return
     action, session, reply = st.session_state["sessions_reply"]
-    if reply is None:
-        st.error(f"No reply to `{action}` from the recorder (is it running?)")
-    elif reply.ok:
-        st.success(f"Recorder: {action} of {code(session)} ok")
-    else:
-        st.error(f"Recorder refused `{action}` of {code(session)}: {md(reply.error)}")
+    ui.show_outcome(
+        reply,
+        f"No reply to `{action}` from the recorder (is it running?)",
+        lambda _: f"Recorder: {action} of {code(session)} ok",
+        f"Recorder refused `{action}` of {code(session)}",
+    )
 
 
 def edit(info: sessions.SessionInfo) -> None:
