@@ -13,6 +13,7 @@ from imu_har.ops.broker import MosquittoBroker
 from services.dashboard import login, ui
 from services.dashboard.settings import DashboardSettings
 from tests.support.dashboard import REPO, USERS, write_auth_file
+from tests.support.processes import stop_process
 
 
 @pytest.fixture()
@@ -67,9 +68,4 @@ def recorder(broker: MosquittoBroker, dashboard_settings: DashboardSettings) -> 
     try:
         yield log
     finally:
-        process.terminate()
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)

@@ -15,7 +15,6 @@ import re
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from imu_har.protocol.messages import GroundTruth, Prediction
 from imu_har.runtime.client import Collector, connect
 from tests.support import publish as pub
 from tests.support.dashboard import REPO, USERS, wait_until, write_auth_file
+from tests.support.processes import wait_http, wait_stopped
 
 pytestmark = [pytest.mark.browser, pytest.mark.broker, pytest.mark.slow]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -62,11 +62,7 @@ class Processes:
         for _, process in reversed(self.running):
             process.terminate()
         for _, process in self.running:
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            wait_stopped(process)
 
     def log(self, name: str) -> str:
         return (self.logs / f"{name}.log").read_text(errors="replace")[-3000:]
@@ -114,18 +110,6 @@ def stand_in_classifier(client: mqtt.Client) -> None:
     client.message_callback_add("har/+/truth", on_truth)
     client.message_callback_add("har/+/window", on_window)
     client.subscribe([("har/+/truth", 1), ("har/+/window", 0)])
-
-
-def wait_http(url: str, procs: Processes, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.3)
-    raise AssertionError(f"dashboard did not answer at {url}:\n{procs.log('dashboard')}")
 
 
 def shot(page: Page, name: str) -> None:
@@ -189,7 +173,7 @@ def test_dashboard_in_chromium_live_values_and_recording(
         f"--auth-file={users}",
     )
     url = f"http://127.0.0.1:{port}"
-    wait_http(f"{url}/_stcore/health", procs)
+    wait_http(f"{url}/_stcore/health", lambda: procs.log("dashboard"))
     assert f"imu-har dashboard: {url}" in procs.log("dashboard")
     assert dashboard.poll() is None
     try:

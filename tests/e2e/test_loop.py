@@ -18,7 +18,6 @@ import shutil
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from playwright.sync_api import Page, expect, sync_playwright
 
 from imu_har.ops.broker import MosquittoBroker, free_port
 from imu_har.protocol.model_spec import SPEC_FILE
+from tests.support.processes import stop_process, wait_http
 from tests.support.system import DEFAULT_MODEL, REPO, Observer, System, running_system
 
 pytestmark = [pytest.mark.browser, pytest.mark.broker, pytest.mark.slow, pytest.mark.tf]
@@ -51,27 +51,10 @@ def dashboard(broker: MosquittoBroker, tmp_path: Path) -> Iterator[str]:
         process = subprocess.Popen(args, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_http(f"{url}/_stcore/health", log)
+        wait_http(f"{url}/_stcore/health", lambda: log.read_text()[-3000:])
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def wait_http(url: str, log: Path, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.3)
-    raise AssertionError(f"dashboard did not answer at {url}:\n{log.read_text()[-3000:]}")
+        stop_process(process)
 
 
 def shot(page: Page, name: str) -> None:
