@@ -20,9 +20,7 @@ import sys
 import threading
 import time
 
-import psutil
-
-from bench.common import CpuSample, report
+from bench.common import measure_window, report
 from imu_har.ops.broker import MosquittoBroker
 from imu_har.protocol import topics
 from imu_har.protocol.codec import decode_frame
@@ -97,16 +95,9 @@ def run(devices: int, seconds: float, warmup: float, tick: float | None) -> dict
         )
         try:
             time.sleep(warmup)
-            gw_cpu = CpuSample(psutil.Process(gateway.pid))
-            broker_cpu = CpuSample(psutil.Process(broker.process.pid))  # type: ignore[union-attr]
-            gw_cpu.start()
-            broker_cpu.start()
-            f0, p0, s0, pt0 = counter.snapshot()
-            t0 = time.monotonic()
-            time.sleep(seconds)
-            f1, p1, s1, pt1 = counter.snapshot()
-            wall = time.monotonic() - t0
-            gw, mosq = gw_cpu.stop(), broker_cpu.stop()
+            pids = (gateway.pid, broker.process.pid)  # type: ignore[union-attr]
+            before, after, wall, gw, mosq = measure_window(pids, counter.snapshot, seconds)
+            (f0, p0, s0, pt0), (f1, p1, s1, pt1) = before, after
         finally:
             gateway.terminate()
             _, err = gateway.communicate(timeout=30)

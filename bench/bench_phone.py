@@ -26,9 +26,8 @@ import threading
 import time
 
 import numpy as np
-import psutil
 
-from bench.common import CpuSample, report
+from bench.common import measure_window, report
 from imu_har.ops.broker import MosquittoBroker
 from imu_har.protocol import topics
 from imu_har.runtime.client import connect
@@ -134,16 +133,8 @@ def run(phones: int, seconds: float, warmup: float) -> dict[str, object]:
         player.start()
         try:
             time.sleep(warmup)
-            gw_cpu = CpuSample(psutil.Process(gateway.pid))
-            broker_cpu = CpuSample(psutil.Process(broker.process.pid))  # type: ignore[union-attr]
-            gw_cpu.start()
-            broker_cpu.start()
-            f0, s0 = counter.snapshot()
-            t0 = time.monotonic()
-            time.sleep(seconds)
-            f1, s1 = counter.snapshot()
-            wall = time.monotonic() - t0
-            gw, mosq = gw_cpu.stop(), broker_cpu.stop()
+            pids = (gateway.pid, broker.process.pid)  # type: ignore[union-attr]
+            (f0, s0), (f1, s1), wall, gw, mosq = measure_window(pids, counter.snapshot, seconds)
             stop.set()
             player.join(5)
             time.sleep(4.0)  # the last messages pass (the reorder horizon is 2 s)

@@ -6,9 +6,13 @@ import json
 import os
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import psutil
+
+T = TypeVar("T")
 
 
 def machine() -> str:
@@ -40,6 +44,22 @@ class CpuSample:
             "cpu_percent": 100 * (times.user + times.system - self.cpu0) / wall,
             "rss_mb": self.process.memory_info().rss / 2**20,
         }
+
+
+def measure_window(
+    pids: tuple[int, int], snapshot: Callable[[], T], seconds: float
+) -> tuple[T, T, float, dict[str, float], dict[str, float]]:
+    """``snapshot()`` before and after ``seconds``, the wall time between, and the CPU of
+    the two processes ``pids`` (a service, the broker) over it (:class:`CpuSample`)."""
+    service_cpu, broker_cpu = (CpuSample(psutil.Process(pid)) for pid in pids)
+    service_cpu.start()
+    broker_cpu.start()
+    before = snapshot()
+    t0 = time.monotonic()
+    time.sleep(seconds)
+    after = snapshot()
+    wall = time.monotonic() - t0
+    return before, after, wall, service_cpu.stop(), broker_cpu.stop()
 
 
 def report(name: str, rows: list[dict[str, object]]) -> None:
