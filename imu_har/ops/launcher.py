@@ -3,9 +3,9 @@
 Starts a private Mosquitto when no broker is configured (no ``--mqtt-host`` and
 no ``HAR_MQTT_HOST``), then gateway, windower, classifier, workout, recorder,
 trainer (and, with ``--homeassistant``, the Home Assistant bridge) and dashboard. Each child's
-output is prefixed with its name (:mod:`imu_har.ops.processes`); a service counts as online when it publishes
-its retained ``<root>/service/<name>/status`` with ``state=online`` (the
-dashboard: when its HTTP health endpoint answers). A crashed service is
+output is prefixed with its name (:mod:`imu_har.ops.processes`); a service counts
+as online when it publishes its retained ``<root>/service/<name>/status`` with
+``state=online`` (the dashboard: when its HTTP health endpoint answers). A crashed service is
 restarted with exponential backoff (:mod:`imu_har.ops.supervisor`);
 Ctrl-C or SIGTERM stops everything: SIGTERM to each child's process group, a
 grace period, SIGKILL, then the broker. A command line that cannot work (an
