@@ -26,7 +26,7 @@ root="$(cd "$here/../.." && pwd)"
 env_file="${1:-$root/.env}"
 deploy="${2:-$root/deploy}"
 
-# Keep in step with imu_har/ops/acl.py and imu_har/protocol/topics.py (tests check it).
+# Keep in step with imu_har/ops/accounts.py and imu_har/protocol/topics.py (tests check it).
 services="gateway windower classifier recorder dashboard workout trainer homeassistant"
 tools="monitor phone hass"
 internal="$services monitor"
