@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 WORKER = "services/trainer/worker.py"
 HEAVY = {"tensorflow", "keras", "tf2onnx", "onnx", "pandas", "pyarrow"}
-# What the service may use of training/: the parameters, their error and the manifest rule, all light.
+# What the service may use of training/: parameters, their error, the manifest rule (all light).
 LIGHT_TRAINING = {"training.params", "training.errors", "training.manifests"}
 
 
