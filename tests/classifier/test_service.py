@@ -66,6 +66,13 @@ def test_predictions_match_offline_evaluation(
 
 def test_spec_retained_and_status_show_model(broker, run_service, artifacts: Artifacts) -> None:  # type: ignore[no-untyped-def]
     start_classifier(broker, run_service, artifacts.first, backend="litert")
+    # The spec goes out once the service is connected: a client subscribed before that gets
+    # it live (retain flag clear), so "late" subscribes only after an early one has seen it.
+    early = connect(broker.host, broker.port)
+    try:
+        assert Collector(early, "har/model/spec").wait_for(1)
+    finally:
+        early.disconnect()
     late = connect(broker.host, broker.port)  # subscribes after the fact: retained messages
     try:
         spec_msg = Collector(late, "har/model/spec").wait_for(1)
