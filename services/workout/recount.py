@@ -74,18 +74,26 @@ def high_pass(values: np.ndarray, rate: float) -> np.ndarray:
     return values - base
 
 
-def recount(tape: SetTape, start: float, end: float, before: float, after: float) -> int | None:
-    """Repetitions between ``start - before`` and ``end + after`` on the tape (None when it
-    overflowed, holds less than two seconds of the span or finds no period there)."""
+def recount(tape: SetTape, start: float, end: float) -> int | None:
+    """Repetitions between ``start`` and ``end`` on the tape (None when it overflowed, holds
+    less than two seconds of the span or finds no period there)."""
     if tape.overflowed:
         return None
-    times, values = tape.until(end + after)  # all before the span too: the filter settles
+    times, values = tape.until(end)  # all before the span too: the filter settles
     if len(times) < 2:
         return None
     scale = np.ones(values.shape[1])
     scale[:3] /= ACC_UNIT
     scale[3:] /= GYRO_UNIT
     passed = high_pass(values * scale, tape.rate)
-    inside = times >= start - before
+    inside = times >= start
     found = find_repetitions(passed[inside], tape.rate)
     return None if found is None else len(found.index)
+
+
+def outcome(again: int | None, live: int) -> str:
+    """The status counter of a set counted again: ``recount_none`` (no count: the live one
+    stands), ``recount_same``, ``recount_more`` or ``recount_fewer``."""
+    if not again:
+        return "recount_none"
+    return "recount_same" if again == live else "recount_more" if again > live else "recount_fewer"

@@ -25,10 +25,16 @@ class WorkoutSettings(MqttSettings):
         default=0.5, gt=0, le=1, description="An exercise's probability that may start a set"
     )
     start_predictions: int = Field(
-        default=3, ge=1, le=20, description="Consecutive predictions of it that start a set"
+        default=2, ge=1, le=20, description="Consecutive predictions of it that start a set"
     )
     start_reps: int = Field(
-        default=2, ge=1, le=10, description="Repetitions seen before a set starts (periodic)"
+        default=1, ge=1, le=10, description="Repetitions seen before a set starts (periodic)"
+    )
+    min_set_reps: int = Field(
+        default=5,
+        ge=1,
+        le=20,
+        description="A set counted fewer repetitions at its end is dropped (no set event)",
     )
     end_predictions: int = Field(
         default=3, ge=1, le=20, description="Consecutive predictions of rest or another exercise"
@@ -67,7 +73,7 @@ class WorkoutSettings(MqttSettings):
     )
     max_gap: float = Field(default=1.0, gt=0, le=60, description="A gap (s) restarts the signal")
     recount_before: float = Field(
-        default=2.5,
+        default=1.0,
         ge=0,
         le=10,
         description="A set is counted again from this long (s) before its first repetition",

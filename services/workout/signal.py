@@ -1,8 +1,9 @@
 """One device's motion signal: sample times, a fixed-rate grid by bin averages, recent history.
 
 Whatever the wearable's rate (12.5 to 200 Hz and beyond), the counter sees the
-accelerometer (and the gyroscope, for the count at a set's end) on one grid of ``grid_rate`` samples per second (25 Hz: eight
-samples per jump at 3 Hz, and an eighth of the work of 200 Hz input). Each
+accelerometer (and the gyroscope, for the count at a set's end) on one grid of
+``grid_rate`` samples per second (25 Hz: eight samples per jump at 3 Hz, and an
+eighth of the work of 200 Hz input). Each
 grid sample is the mean of the raw samples in its bin of ``1 / grid_rate``
 seconds (a box filter: landing impacts at 200 Hz do not alias onto the grid,
 and the sensor noise of n samples shrinks by the square root of n), stamped at

@@ -36,7 +36,7 @@ from services.workout.counter import Cycle, median
 from services.workout.detector import Detector
 from services.workout.evidence import Votes, WindowVote
 from services.workout.likeness import alike, periodic
-from services.workout.recount import SetTape, recount
+from services.workout.recount import SetTape, outcome, recount
 from services.workout.settings import WorkoutSettings
 from services.workout.signal import MotionSignal
 from services.workout.totals import Day
@@ -258,9 +258,16 @@ class DeviceTracker:
         self.counts[reason] += 1
         out = self._release(self.now, force=True)
         self.current = None
-        if current.reps:
-            reps = current.reps
-            count = self._recount(current)
+        s, reps = self.settings, current.reps
+        count = len(reps)
+        if reps and current.tape is not None:
+            span = reps[0].start - s.recount_before, reps[-1].end + s.recount_after
+            again = recount(current.tape, *span)
+            self.counts[outcome(again, count)] += 1
+            count = again or count
+        if reps and count < s.min_set_reps:
+            self._forget(current)
+        elif reps:
             incorrect = min(count, sum(r.form == "incorrect" for r in reps))
             out.append(
                 SetEvent(
@@ -279,25 +286,18 @@ class DeviceTracker:
         out.append(self._state())
         return out
 
-    def _recount(self, current: OpenSet) -> int:
-        """The set counted again as a whole (:mod:`services.workout.recount`), else live."""
-        s, live = self.settings, len(current.reps)
-        if current.tape is None:
-            return live
-        found = recount(
-            current.tape,
-            current.reps[0].start,
-            current.reps[-1].end,
-            s.recount_before,
-            s.recount_after,
+    def _forget(self, current: OpenSet) -> None:
+        """A set of fewer than ``min_set_reps`` repetitions is no set (a set-up move or a
+        fidget that started one): no set event, its repetitions leave the totals, its number
+        is given again."""
+        self.counts["short_set"] += 1
+        self.day.add(
+            current.exercise,
+            reps=-len(current.reps),
+            incorrect=-sum(r.form == "incorrect" for r in current.reps),
         )
-        current.tape = None
-        if found is None or found < 1:
-            self.counts["recount_none"] += 1
-            return live
-        if found != live:
-            self.counts["recount_more" if found > live else "recount_fewer"] += 1
-        return found
+        if self.day.sets == current.number:
+            self.day.sets -= 1
 
     def _state(self) -> WorkoutMessage:
         current = self.current

@@ -67,13 +67,20 @@ def test_the_retained_state_follows_the_workout() -> None:
 
 
 def test_rest_with_the_classifier_saying_an_exercise_starts_no_set() -> None:
-    """Standing (with fidgets) while the classifier insists on squats: not periodic."""
+    """Standing (with fidgets) while the classifier insists on squats: a fidget may show as
+    a repetition live (a set starts on its first one, for latency), but no set comes of it
+    (fewer than ``min_set_reps``) and the day's totals drop it again."""
     rec = session([("rest", 40.0)], seed=5)
     preds = oracle("wrist-1", rec)
     for p in preds:  # the classifier is wrong all along
         p.probabilities = {k: (0.9 if k == "Squat" else 0.1 / 7) for k in p.probabilities}
-    out = replay(WorkoutCore(WorkoutSettings()), frames("wrist-1", rec), preds)
-    assert not [m for _, m in out if isinstance(m, RepEvent | SetEvent)]
+    core = WorkoutCore(WorkoutSettings())
+    out = [m for _, m in replay(core, frames("wrist-1", rec), preds)]
+    assert not [m for m in out if isinstance(m, SetEvent)]
+    assert len([m for m in out if isinstance(m, RepEvent)]) < WorkoutSettings().min_set_reps
+    last = out[-1]
+    assert isinstance(last, WorkoutState) and last.state == "rest" and last.set == 0
+    assert all(t.reps == 0 and t.sets == 0 for t in last.totals.values())
 
 
 def test_without_an_incorrect_class_the_form_is_unknown() -> None:
