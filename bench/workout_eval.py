@@ -6,7 +6,8 @@ true set is counted within +-1 (or exactly) when its match has that many
 repetitions; a missed set is a miss whatever its size. A repetition event
 matches the true repetition it overlaps most; its latency is its arrival time
 minus that repetition's true end, and its form is right when it equals the
-true form (``unknown`` is never right).
+true form (``unknown`` is never right). A repetition event that overlaps no
+true repetition is *stray* (a set-up move or a fidget published live).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class Score:
     latencies: list[float] = field(default_factory=list)
     form_right: int = 0
     form_total: int = 0
+    stray: int = 0  # repetition events that overlap no true repetition
 
     def add(self, other: Score) -> None:
         """Sum another tally into this one."""
@@ -45,6 +47,7 @@ class Score:
         self.latencies += other.latencies
         self.form_right += other.form_right
         self.form_total += other.form_total
+        self.stray += other.stray
 
     def row(self, name: str) -> dict[str, object]:
         """One table row."""
@@ -60,6 +63,7 @@ class Score:
             "rep_latency_p95_s": round(float(np.percentile(lat, 95)), 2) if len(lat) else None,
             "form_%": _pct(self.form_right, self.form_total) if self.form_total else None,
             "form_reps": self.form_total,
+            "stray_reps": self.stray,
         }
 
 
@@ -98,6 +102,12 @@ def score(
     by_set = defaultdict(list)
     for at, r in reps:
         by_set[r.set].append((at, r))
+        if not any(
+            _overlap(tr.start + offset, tr.end + offset, r.start, r.end) > 0
+            for t in truth
+            for tr in t.reps
+        ):
+            scores[r.exercise].stray += 1  # a set-up move or fidget published as one
     for i, t in enumerate(truth):
         sc = scores[t.exercise]
         sc.true_sets += 1

@@ -9,16 +9,16 @@ gateway's ground truth (``har/<dev>/truth``) counts each completed repetition;
 each true set is matched with the ``SetEvent`` s whose time overlaps it, and
 their repetitions are compared with the truth's.
 
-**What is asserted, honestly.** Issue 15 asks for ±1 on most sets; the
-counting is not there yet (docs/workout.md: about half of the sets within ±1,
-live and offline). Measured here on this 2-core machine while other tests ran
-(seed 7, 2026-12-04): six wearers, 18 sets: every set found, within ±2 83%,
-within ±1 61%, exact 11% (a squat set counted 5 of 16, a lunge set 4 of 10;
-sit-ups overcounted by 1-2); with three wearers (9 sets, twice) within ±1 56%
-and 44%, within ±2 89%. So the test
-asserts floors that a broken pipeline fails and the present counter passes:
-at least ``MIN_FOUND`` of the true sets found, ``MIN_WITHIN_TWO`` within ±2
-and ``MIN_WITHIN_ONE`` within ±1; the numbers are printed. Raise them as the
+**What is asserted, honestly.** Issue 15 asks for ±1 on 95% of sets; the
+counting is not there yet (docs/workout.md). Measured here on this 2-core
+machine (seed 7, 2026-12-04, after the end-of-set recount): six wearers, 18
+sets: 89% found, within ±2 83%, within ±1 67%, exact 39% (a squat set counted
+5 of 16 and another missed: the demo model calls some squats lunges and the set
+is cut; lunges overcounted by 2). Before the recount: 83% within ±2, 61% within
+±1, 11% exact. The test asserts floors a broken pipeline fails and the present
+counter passes with a margin (a run is 18 sets: one set is 6%): at least
+``MIN_FOUND`` of the true sets found, ``MIN_WITHIN_TWO`` within ±2 and
+``MIN_WITHIN_ONE`` within ±1; the numbers are printed. Raise them as the
 counting improves.
 
 The recorder logs every repetition and set the observer received, once each.
@@ -45,7 +45,7 @@ DEVICES = [f"sim-{n:03d}" for n in range(1, 7)]
 EXERCISES = ["Situp", "Squat", "Lunge"]
 # Exercise seconds are placeholders in the realistic style: a set lasts until its reps are done.
 SCHEDULE = "rest:6,Situp:1,rest:15,Squat:1,rest:15,Lunge:1,rest:15"
-MIN_FOUND, MIN_WITHIN_TWO, MIN_WITHIN_ONE = 0.85, 0.6, 0.35
+MIN_FOUND, MIN_WITHIN_TWO, MIN_WITHIN_ONE = 0.8, 0.7, 0.5
 MARGIN = 2.0  # s: set events and truth are on slightly different clocks (pacing, anchoring)
 
 
