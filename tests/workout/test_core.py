@@ -52,6 +52,14 @@ def test_sets_repetitions_and_form_at_every_rate(rate: float) -> None:
     assert len({s.set for s in sets}) == len(sets)
 
 
+def test_every_set_is_counted_again_at_its_end() -> None:
+    _rec, core, out = run(50.0)
+    sets = [m for m in out if isinstance(m, SetEvent)]
+    counts = core.tracker_counts()
+    again = sum(counts[k] for k in ("recount_same", "recount_more", "recount_fewer"))
+    assert sets and again >= len(sets), counts
+
+
 def test_the_retained_state_follows_the_workout() -> None:
     _rec, _, out = run(50.0)
     states = [m for m in out if isinstance(m, WorkoutState)]
