@@ -17,8 +17,9 @@ tuning seeds: 97% of sets within one repetition, 78% exact):
    both signs; the sign with more peaks is the repetitions' (the caller may fix
    it).
 
-:mod:`services.workout.detector` runs this again and again on the last
-seconds and commits the peaks it confirms.
+:mod:`services.workout.recount` runs it on a whole set when the set ends.
+(Run live every 0.4 s on the last 12 s, committing the peaks it confirmed, it
+did worse than the live counter through the set logic: docs/workout.md.)
 """
 
 from __future__ import annotations

@@ -12,10 +12,11 @@ were published live and stay as they were (the service counts how often the
 two differ: ``recount_more``, ``recount_fewer``).
 
 Measured on simulated wearers (tuning seeds 1000-1029, 240 sets, the demo
-model's predictions): sets within one repetition 68% -> 81%, exact 30% -> 52%
-(from 1.5 or 3.5 s before: 80% and 79% within one; to 1 s after: 80%). The
-set's boundaries are still the live tracker's: a set split in two or two sets
-merged stay so.
+model's predictions): with sets started as in phase 2, within one repetition
+68% -> 81% and exact 30% -> 52% from 2.5 s before (1.5 s: 80%, 3.5 s: 79%; to
+1 s after: 80%); with sets started on their first repetition 1 s before is
+best (80% and 44%; 2.5 s: 76% and 42%). The set's boundaries are the live
+tracker's: a set cut in two or two sets merged stay so.
 """
 
 from __future__ import annotations
