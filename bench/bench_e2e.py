@@ -5,7 +5,9 @@ For each N, a private Mosquitto and the real services as child processes:
 have no ground truth), ``har windower``, ``har classifier --model
 models/default``, ``har workout`` (every raw frame and prediction: sets and
 repetitions) and ``har recorder`` (recording nothing: it then receives only
-device statuses, but logs every prediction and every rep and set event). This
+device statuses, but logs every prediction and every rep and set event); with
+``--homeassistant`` also ``har homeassistant`` (every prediction, status and
+workout state, as Home Assistant state at most once a second per wearable). This
 process subscribes
 to every prediction and measures, over ``--seconds`` after a warm-up:
 
@@ -163,6 +165,7 @@ def run(
     nodelay: bool,
     tick: float | None = None,
     workout: bool = True,
+    homeassistant: bool = False,
 ) -> dict:
     spec = load_spec(MODEL)
     window_period = spec.hop / spec.rate
@@ -188,6 +191,8 @@ def run(
             del plan["recorder"]
         if not workout:
             del plan["workout"]
+        if homeassistant:
+            plan["homeassistant"] = []
         procs: dict[str, subprocess.Popen[bytes]] = {}
         try:
             for name, args in plan.items():
@@ -286,6 +291,9 @@ def main() -> None:
     parser.add_argument("--no-recorder", action="store_true", help="leave the recorder out")
     parser.add_argument("--no-workout", action="store_true", help="leave har workout out")
     parser.add_argument(
+        "--homeassistant", action="store_true", help="also run the Home Assistant bridge"
+    )
+    parser.add_argument(
         "--nodelay", choices=["off", "on", "both"], default="off",
         help="Nagle off: broker set_tcp_nodelay and TCP_NODELAY on the services' sockets",
     )  # fmt: skip
@@ -310,6 +318,7 @@ def main() -> None:
                     nodelay,
                     args.tick,
                     workout=not args.no_workout,
+                    homeassistant=args.homeassistant,
                 )
                 rows.append(row)
                 print(json.dumps(row), flush=True)
