@@ -30,6 +30,8 @@ from functools import lru_cache
 import numpy as np
 from scipy.signal import butter, find_peaks, sosfiltfilt
 
+from services.workout.axis import period_of
+
 LIKENESS = 0.3  # autocorrelation the period's peak must reach
 SHORTEST, LONGEST = 0.3, 4.5  # s: periods looked for (jumps at 3 Hz, a slow sit-up)
 LOW_PASS = 1.6  # x the fundamental: under the second harmonic
@@ -69,23 +71,6 @@ def principal(y: np.ndarray, previous: np.ndarray | None) -> np.ndarray:
     return vector
 
 
-def period_of(s: np.ndarray, rate: float) -> float | None:
-    """The first autocorrelation peak of ``s`` between :data:`SHORTEST` and :data:`LONGEST`
-    seconds that reaches :data:`LIKENESS` (s; None if none does)."""
-    n = len(s)
-    spectrum = np.fft.rfft(s - s.mean(), 2 * n)
-    ac = np.fft.irfft(spectrum * np.conj(spectrum))[:n] / np.arange(n, 0, -1)
-    if ac[0] <= 0:
-        return None
-    lo, hi = max(1, round(SHORTEST * rate)), min(n - 1, round(LONGEST * rate))
-    seg = ac[lo - 1 : hi + 1] / ac[0]
-    if len(seg) < 3:
-        return None
-    inner = seg[1:-1]
-    peaks = np.flatnonzero((inner >= seg[:-2]) & (inner >= seg[2:]) & (inner > LIKENESS))
-    return float(lo + peaks[0]) / rate if len(peaks) else None
-
-
 @lru_cache(maxsize=128)
 def _low_pass(cutoff: float, rate: float) -> np.ndarray:
     """Second-order Butterworth low-pass sections (cached: scipy designs them in ~100 us;
@@ -119,7 +104,7 @@ def find_repetitions(
         return None
     vector = principal(y, previous)
     along = y @ vector
-    found = period_of(along, rate) or period
+    found = period_of(along, rate, SHORTEST, LONGEST, LIKENESS) or period
     if found is None:
         return None
     cutoff = max(CUTOFF_STEP, round(LOW_PASS / found / CUTOFF_STEP) * CUTOFF_STEP)

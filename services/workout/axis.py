@@ -55,20 +55,26 @@ def still(y: np.ndarray, rate: float) -> bool:
     return float(np.linalg.norm(recent.max(axis=0) - recent.min(axis=0))) < STILL_MOTION
 
 
-def period_of(s: np.ndarray, rate: float) -> float | None:
-    """The first autocorrelation peak of ``s`` between :data:`SHORTEST` and :data:`LONGEST`
-    seconds that reaches :data:`LIKENESS` (None if none does)."""
+def period_of(
+    s: np.ndarray,
+    rate: float,
+    shortest: float = SHORTEST,
+    longest: float = LONGEST,
+    likeness: float = LIKENESS,
+) -> float | None:
+    """The first autocorrelation peak of ``s`` between ``shortest`` and ``longest``
+    seconds that reaches ``likeness`` (s; None if none does)."""
     n = len(s)
     spectrum = np.fft.rfft(s - s.mean(), 2 * n)
     ac = np.fft.irfft(spectrum * np.conj(spectrum))[:n] / np.arange(n, 0, -1)
     if ac[0] <= 0:
         return None
-    lo, hi = max(1, round(SHORTEST * rate)), min(n - 1, round(LONGEST * rate))
+    lo, hi = max(1, round(shortest * rate)), min(n - 1, round(longest * rate))
     seg = ac[lo - 1 : hi + 1] / ac[0]
     if len(seg) < 3:
         return None
     inner = seg[1:-1]
-    peaks = np.flatnonzero((inner >= seg[:-2]) & (inner >= seg[2:]) & (inner > LIKENESS))
+    peaks = np.flatnonzero((inner >= seg[:-2]) & (inner >= seg[2:]) & (inner > likeness))
     return float(lo + peaks[0]) / rate if len(peaks) else None
 
 
