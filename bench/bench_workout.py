@@ -3,7 +3,8 @@
 Each wearer is a random simulated person (imu_har.sim, ``style="realistic"``:
 set-up moves, uneven repetitions, pauses, partial repetitions, failing form)
 at a random sample rate from 12.5 to 200 Hz doing a random session of sets.
-Predictions come from the demo model (models/default) run with ONNX Runtime on
+Predictions come from the demo model (models/default, or ``--model DIR`` to
+benchmark a candidate) run with ONNX Runtime on
 windows cut as the live windower cuts them; frames of 13 samples and
 predictions go through the service's own core in arrival order
 (training/reps.py). Scores: bench/workout_eval.py.
@@ -126,8 +127,12 @@ def main() -> None:
     parser.add_argument("--verbose", action="store_true", help="print each wrong set")
     parser.add_argument("--live", type=int, default=0, help="also this many wearers, live")
     parser.add_argument("--live-sets", type=int, default=3, help="sets per live wearer")
+    parser.add_argument(
+        "--model", type=Path, default=MODEL, help="model artifact whose predictions are replayed"
+    )
     args = parser.parse_args()
-    model = OnnxModel(MODEL)
+    model = OnnxModel(args.model)
+    print(f"model: {args.model}")
     cost = throughput(model)
     print(
         f"core: {cost['us_per_frame']:.1f} us per 13-sample frame, "
