@@ -18,7 +18,7 @@ import numpy as np
 
 from imu_har.protocol.workout import split_form
 from imu_har.sim.realism import BoutPlan
-from imu_har.sim.simulation import ACTIVITIES, LABELS, REST, WearableSimulator
+from imu_har.sim.simulation import ACTIVITIES, LABELS, REST, WearableSimulator, random_profile
 
 
 @dataclass(frozen=True)
@@ -140,3 +140,34 @@ def random_workout(
 
 def _ex(label: str) -> str:
     return split_form(label)[0]
+
+
+def sample_labels(rec: WorkoutRecording) -> np.ndarray:
+    """What each sample shows, for training a classifier: a repetition's exercise and form
+    from its start to the next one's (so short pauses inside a set stay in the set), and
+    ``rest`` elsewhere — set-up moves, fidgets, partial repetitions and rests included."""
+    times = rec.times
+    out = np.full(len(times), REST, dtype=object)
+    for found in rec.sets:
+        for k, rep in enumerate(found.reps):
+            until = found.reps[k + 1].start if k + 1 < len(found.reps) else rep.end
+            label = found.exercise + ("_Incorrect" if rep.form == "incorrect" else "")
+            out[(times >= rep.start) & (times < until)] = label
+    return out
+
+
+def workout_recordings(
+    n_wearers: int, sets: int = 8, rate: float = 50.0, seed: int = 0, first_session: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Realistic workouts of ``n_wearers`` random wearers for training: per sample its
+    session (``first_session`` + wearer), its :func:`sample_labels` label and the
+    samples (n, 9). Deterministic for a seed."""
+    sessions, labels, samples = [], [], []
+    for k in range(n_wearers):
+        rng = np.random.default_rng([seed, k])
+        sim = WearableSimulator(random_profile(rng), rate=rate, rng=rng, style="realistic")
+        rec = play_workout(sim, random_workout(rng, sets=sets))
+        sessions.append(np.full(len(rec.samples), first_session + k, dtype=np.int64))
+        labels.append(sample_labels(rec))
+        samples.append(rec.samples)
+    return np.concatenate(sessions), np.concatenate(labels), np.concatenate(samples)
