@@ -79,6 +79,12 @@ def _low_pass(cutoff: float, rate: float) -> np.ndarray:
     return sos
 
 
+def low_pass(period: float, rate: float) -> np.ndarray:
+    """The low-pass sections at :data:`LOW_PASS` times the fundamental of ``period``."""
+    cutoff = max(CUTOFF_STEP, round(LOW_PASS / period / CUTOFF_STEP) * CUTOFF_STEP)
+    return _low_pass(cutoff, rate)
+
+
 def _peaks(s: np.ndarray, distance: float) -> tuple[np.ndarray, np.ndarray]:
     index, props = find_peaks(s, distance=max(1.0, distance), prominence=MIN_PROMINENCE)
     prominence = props["prominences"]
@@ -107,8 +113,7 @@ def find_repetitions(
     found = period_of(along, rate, SHORTEST, LONGEST, LIKENESS) or period
     if found is None:
         return None
-    cutoff = max(CUTOFF_STEP, round(LOW_PASS / found / CUTOFF_STEP) * CUTOFF_STEP)
-    wave = sosfiltfilt(_low_pass(cutoff, rate), along)
+    wave = sosfiltfilt(low_pass(found, rate), along)
     distance = SPACING * found * rate
     if sign == 0:
         up, down = _peaks(wave, distance), _peaks(-wave, distance)

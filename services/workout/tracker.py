@@ -127,6 +127,8 @@ class DeviceTracker:
         self.votes.add(vote)
         out: list[WorkoutMessage] = []
         if self.current is not None:
+            if self.current.tape is not None:
+                self.current.tape.votes.append(vote)
             out += self._release(self.now)
             out += self._end_by_votes()
         return out + self._try_start()
@@ -158,6 +160,7 @@ class DeviceTracker:
         self.current = OpenSet(exercise, number, last_end=cycles[0].start)
         self.current.tape = SetTape(s.signal_rate, s.history + s.max_set_seconds, self.signal.width)
         self.current.tape.add(*self.signal.history(-np.inf))
+        self.current.tape.votes.extend(self.votes.recent)
         out.append(self._state())
         for cycle in cycles:
             self._accept(cycle)
@@ -262,9 +265,10 @@ class DeviceTracker:
         count = len(reps)
         if reps and current.tape is not None:
             span = reps[0].start - s.recount_before, reps[-1].end + s.recount_after
-            again = recount(current.tape, *span)
-            self.counts[outcome(again, count)] += 1
-            count = again or count
+            again = recount(current.tape, *span, current.exercise)
+            found = again.reps if again is not None else None
+            self.counts[outcome(found, count)] += 1
+            count = found or count
         if reps and count < s.min_set_reps:
             self._forget(current)
         elif reps:
