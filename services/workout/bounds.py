@@ -53,6 +53,7 @@ REACH = 6.0  # s either side of the live span looked at
 GAP = 3.5  # periods: the most between two peaks of one set (a pause mid-set)
 LOW, HIGH = 0.4, 3.0  # a peak's prominence, of the set's, for it to be a repetition
 HALF = 0.5  # periods either side of a peak whose windows are weighed
+FILLED = 0.4  # of the live span's length in periods: fewer peaks than that, no count
 EDGE = 0.6  # outer flank / inner flank of the end peaks: below it, a resting side
 
 
@@ -63,7 +64,7 @@ class Track:
     starts: np.ndarray
     ends: np.ndarray
     support: np.ndarray
-    rest: np.ndarray
+    against: np.ndarray  # rest's probability, or another exercise's when likelier
 
     @classmethod
     def of(cls, votes: Sequence[WindowVote], exercise: str) -> Track:
@@ -72,14 +73,19 @@ class Track:
             np.array([w.start for w in votes]),
             np.array([w.end for w in votes]),
             np.array([w.support(exercise) for w in votes]),
-            np.array([w.rest for w in votes]),
+            np.array([max(w.rest, _rival(w, exercise)) for w in votes]),
         )
 
     def says_exercise(self, start: float, end: float) -> bool:
         """The windows over [start, end], weighed by overlap, call it the exercise at least
-        as much as rest (True when none covers it: none says otherwise)."""
+        as much as rest or any other exercise (True when none covers it: none says
+        otherwise)."""
         overlap = np.clip(np.minimum(self.ends, end) - np.maximum(self.starts, start), 0, None)
-        return float(overlap @ self.support) >= float(overlap @ self.rest)
+        return float(overlap @ self.support) >= float(overlap @ self.against)
+
+
+def _rival(window: WindowVote, exercise: str) -> float:
+    return max((p for name, p in window.exercises.items() if name != exercise), default=0.0)
 
 
 @dataclass(frozen=True)
@@ -119,6 +125,8 @@ def count_set(
     up = _chain(wave, when, rate * period, core, track, period)
     down = _chain(-wave, when, rate * period, core, track, period)
     chosen = _side(wave, when, round(0.5 * rate * period), up, down)
+    if chosen is not None and len(chosen) < FILLED * (b - a) / period:
+        return None  # a period the span's peaks do not bear out: the live count stands
     if chosen is None or not len(chosen):
         peaks = times[inside][found.index]
         return (

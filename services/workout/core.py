@@ -122,16 +122,18 @@ class WorkoutCore:
         return self._tracker(prediction.device, now).on_vote(window)
 
     def tick(self, now: float) -> list[WorkoutMessage]:
-        """End the sets of devices silent for ``idle_timeout``; forget them after
-        ``forget_after`` (their totals too)."""
+        """Publish the sets that ended and did not go on; end the sets of devices silent
+        for ``idle_timeout``; forget them after ``forget_after`` (their totals too)."""
         out: list[WorkoutMessage] = []
         for device, tracker in list(self.devices.items()):
             silent = now - tracker.last_seen
             if silent > self.settings.forget_after:
                 del self.devices[device]
                 self.counts["forgotten"] += 1
-            elif silent > self.settings.idle_timeout and tracker.current is not None:
+            elif silent > self.settings.idle_timeout and tracker.busy:
                 out += tracker.end_set("end_idle")
+            elif tracker.parking.due(now):  # a set that ended and did not go on
+                out += tracker.unpark()
         return out
 
     def tracker_counts(self) -> Counter[str]:

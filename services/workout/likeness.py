@@ -13,6 +13,9 @@ and of sit-up sets counted exactly from 48% to 60%).
 from __future__ import annotations
 
 from services.workout.counter import Cycle, median
+from services.workout.evidence import Votes
+from services.workout.sets import OpenSet
+from services.workout.settings import WorkoutSettings
 
 ALIKE = (0.4, 2.5)  # ... its swing within these times their median
 START_ALIKE = (0.65, 1.55)  # the first repetitions' swings over the newest two's
@@ -20,6 +23,9 @@ START_GAP = 4.0  # the distance to the next repetition over the newest spacing
 START_SPACING = 4.0  # s: the newest two repetitions at most this far apart (a slow sit-up)
 ALIKE_COSINE = 0.7  # ... and its swing (3-D) at most 45 degrees from the latest ones'
 START_COSINE = 0.9  # the first repetitions swing (3-D) the same way as the newest
+LEVEL_REPS = 5  # a new repetition is compared with the last 5 of its set (accepted or not)
+REST_MARGIN = 0.3  # a repetition the windows call rest by this much more is not one
+REST_AFTER_PAUSE = 0.6  # after a pause, a repetition the windows call rest is not one
 
 
 def alike(cycle: Cycle, seen: list[Cycle]) -> bool:
@@ -62,3 +68,42 @@ def periodic(cycles: list[Cycle]) -> list[Cycle]:
 def cosine(a: Cycle, b: Cycle) -> float:
     """Cosine of the angle between two repetitions' swings (1: the same way)."""
     return abs(sum(x * y for x, y in zip(a.direction, b.direction, strict=True)))
+
+
+def refusal(cycle: Cycle, current: OpenSet, votes: Votes, settings: WorkoutSettings) -> str | None:
+    """Why a repetition found during the set ``current`` is not one of it (None: it is):
+    ``rival_rep`` when the latest windows steadily call another exercise and those over it
+    call that likelier by ``rival_margin``; ``unlike_rep`` when it is unlike the set's
+    latest repetitions (:func:`alike`; it is remembered among them all the same, so a set
+    started on set-up moves recovers); ``rest_rep`` when the windows over it call it rest
+    by :data:`REST_MARGIN` more than the exercise, or after a pause call it rest."""
+    judged = votes.judge(current.exercise, cycle.start, cycle.end)
+    if judged.rival >= judged.support + settings.rival_margin and _switching(
+        current, votes, settings
+    ):
+        return "rival_rep"  # the classifier saw another exercise
+    like = alike(cycle, current.seen)
+    current.seen.append(cycle)
+    del current.seen[:-LEVEL_REPS]
+    if not like:
+        return "unlike_rep"  # a fidget after the set, say
+    if judged.rest >= judged.support + REST_MARGIN:
+        return "rest_rep"  # the windows over it call it rest: the set is over
+    if judged.rest >= REST_AFTER_PAUSE and _after_pause(cycle, current):
+        return "rest_rep"  # moving about once the set is over
+    return None
+
+
+def _switching(current: OpenSet, votes: Votes, settings: WorkoutSettings) -> bool:
+    """The latest windows steadily call another exercise (a moment's confusion of the
+    classifier is not a switch: measured, rejecting on it lost a jump per set)."""
+    steady = votes.steady(settings.start_predictions, settings.start_probability)
+    return steady is not None and steady.exercise not in (None, current.exercise)
+
+
+def _after_pause(cycle: Cycle, current: OpenSet) -> bool:
+    """Long after the set's last repetition (a pause of two of them, 3 s at least)."""
+    if not current.cycles:
+        return False
+    seconds = median(c.seconds for c in current.cycles[-LEVEL_REPS:])
+    return cycle.start - current.cycles[-1].end > max(3.0, 2 * seconds)

@@ -81,6 +81,13 @@ class WorkoutSettings(MqttSettings):
     recount_after: float = Field(
         default=0.3, ge=0, le=10, description="... to this long (s) after its last one"
     )
+    join_seconds: float = Field(
+        default=9.0,
+        ge=0,
+        le=120,
+        description="A set of the same exercise starting this long (s) after one's last "
+        "repetition goes on with it (the set is published after this)",
+    )
     max_set_seconds: float = Field(
         default=180.0, ge=10, le=3600, description="Longest set counted again at its end (s)"
     )

@@ -11,32 +11,34 @@ from then on every repetition is.
 
 A repetition in a set is not counted when the latest windows steadily call
 another exercise and those covering it call it likelier by ``rival_margin``,
-when it is unlike the set's latest repetitions
-(:func:`services.workout.likeness.alike`), when the windows covering it call it
-rest by :data:`REST_MARGIN` more than the exercise, or when it comes after a
-pause and they call it rest. Each waits (at most ``form_wait`` s after it is
+when it is unlike the set's latest repetitions, when the windows covering it
+call it rest, or when it comes after a pause and they call it rest
+(:func:`services.workout.likeness.refusal`). Each waits (at most ``form_wait`` s after it is
 found) for a window reaching its turning point, so its form is judged on the
 windows covering it.
 
 A set ends when another exercise's set starts, when rest (or another
 exercise) is recognised and no repetition came for ``rest_seconds``, or when
 no repetition came for ``max_pause``: a pause shorter than that, even one the
-classifier calls rest, keeps the set going.
+classifier calls rest, keeps the set going. A set that ended is parked for
+``join_seconds`` (:mod:`services.workout.sets`): a set of the same exercise
+starting within that time goes on with it; then it is counted as a whole and
+published.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
 
 import numpy as np
 
-from imu_har.protocol.workout import RepEvent, SetEvent, WorkoutMessage
-from services.workout.counter import Cycle, median
+from imu_har.protocol.workout import RepEvent, WorkoutMessage
+from services.workout.counter import Cycle
 from services.workout.detector import Detector
 from services.workout.evidence import Votes, WindowVote
-from services.workout.likeness import alike, periodic
-from services.workout.recount import SetTape, outcome, recount
+from services.workout.likeness import periodic, refusal
+from services.workout.recount import SetTape
+from services.workout.sets import OpenSet, Parking
 from services.workout.settings import WorkoutSettings
 from services.workout.signal import MotionSignal
 from services.workout.totals import Day
@@ -46,25 +48,9 @@ LOOK_BACK = 1.5  # s before the first steady window that may hold the set's firs
 # samples are gathered for up to a second (or 16 frames) and pushed at once.
 HOLD_SECONDS = 1.0
 HOLD_FRAMES = 16
-LEVEL_REPS = 5  # a new repetition is compared with the last 5 of its set (accepted or not)
-REST_MARGIN = 0.3  # a repetition the windows call rest by this much more is not one
-REST_AFTER_PAUSE = 0.6  # after a pause, a repetition the windows call rest is not one
 ACTIVE_VOTES = 2  # the last windows: any exercise at ACTIVE_PROBABILITY keeps the counter on
 ACTIVE_PROBABILITY = 0.4
-
-
-@dataclass
-class OpenSet:
-    """The set under way."""
-
-    exercise: str
-    number: int
-    reps: list[RepEvent] = field(default_factory=list)
-    pending: list[Cycle] = field(default_factory=list)
-    cycles: list[Cycle] = field(default_factory=list)  # accepted
-    seen: list[Cycle] = field(default_factory=list)  # the last ones, for what a rep is like
-    last_end: float = 0.0  # end of the last repetition (or when the set started)
-    tape: SetTape | None = None  # its signal, to count it again when it ends
+FINAL = frozenset({"end_restart", "end_idle", "end_close"})  # no set goes on after these
 
 
 class DeviceTracker:
@@ -78,6 +64,7 @@ class DeviceTracker:
         self.votes = Votes()
         self.day = Day()
         self.current: OpenSet | None = None
+        self.parking = Parking(settings.join_seconds)  # a set that ended, if it goes on
         self.last_seen = 0.0
         self.counts: Counter[str] = Counter()
         self.detector = Detector(settings.signal_rate)
@@ -104,16 +91,18 @@ class DeviceTracker:
             times = np.concatenate([t for t, _ in held])
             acc = np.concatenate([a for _, a in held])
         grid_t, grid_y = self.signal.push(times, acc, rate)
-        if current is not None and current.tape is not None:
-            current.tape.add(grid_t, grid_y)
+        for taped in (current, self.parking.set):
+            if taped is not None and taped.tape is not None:
+                taped.tape.add(grid_t, grid_y)
         cycles = self.detector.feed(
             grid_t, grid_y[:, :3], self._acc_history, exercise is not None, current is not None
         )
+        out = self.unpark() if self.parking.due(self.now) else []
         if current is None:
-            return self._try_start() if cycles else []
+            return out + self._try_start() if cycles else out
         for cycle in cycles:
             self._accept(cycle)
-        out = self._release(self.now)
+        out += self._release(self.now)
         if self.now - current.last_end > self.settings.max_pause:
             out += self.end_set("end_pause")
         return out
@@ -125,10 +114,11 @@ class DeviceTracker:
     def on_vote(self, vote: WindowVote) -> list[WorkoutMessage]:
         """One classified window."""
         self.votes.add(vote)
-        out: list[WorkoutMessage] = []
+        for taped in (self.current, self.parking.set):
+            if taped is not None and taped.tape is not None:
+                taped.tape.votes.append(vote)
+        out = self.unpark() if self.parking.due(self.now) else []
         if self.current is not None:
-            if self.current.tape is not None:
-                self.current.tape.votes.append(vote)
             out += self._release(self.now)
             out += self._end_by_votes()
         return out + self._try_start()
@@ -156,58 +146,38 @@ class DeviceTracker:
             self.counts["not_periodic"] += 1
             return []
         out = self.end_set("end_switch") if self.current is not None else []
-        number = self.day.next_set(cycles[0].start)
-        self.current = OpenSet(exercise, number, last_end=cycles[0].start)
-        self.current.tape = SetTape(s.signal_rate, s.history + s.max_set_seconds, self.signal.width)
-        self.current.tape.add(*self.signal.history(-np.inf))
-        self.current.tape.votes.extend(self.votes.recent)
+        self.current = self.parking.joins(exercise, cycles[0].start)
+        if self.current is not None:
+            self.counts["joined"] += 1  # the set goes on: a stretch the classifier missed
+        else:
+            if self.parking.set is not None and self.parking.set.exercise == exercise:
+                out += self._finish(self.parking.take())  # the same again after a rest
+            self.current = self._open(exercise, cycles[0].start)
         out.append(self._state())
         for cycle in cycles:
             self._accept(cycle)
         return out + self._release(self.now)
 
+    def _open(self, exercise: str, start: float) -> OpenSet:
+        s = self.settings
+        opened = OpenSet(exercise, self.day.next_set(start), last_end=start)
+        opened.tape = SetTape(s.signal_rate, s.history + s.max_set_seconds, self.signal.width)
+        opened.tape.add(*self.signal.history(-np.inf))
+        opened.tape.votes.extend(self.votes.recent)
+        return opened
+
     # -- repetitions --------------------------------------------------------------------
     def _accept(self, cycle: Cycle) -> None:
         current = self.current
         assert current is not None
-        judged = self.votes.judge(current.exercise, cycle.start, cycle.end)
-        if judged.rival >= judged.support + self.settings.rival_margin and self._switching():
-            self.counts["rival_rep"] += 1  # the classifier saw another exercise
-            return
-        like = alike(cycle, current.seen)
-        current.seen.append(cycle)  # rejected ones too: a set started on set-up moves recovers
-        del current.seen[:-LEVEL_REPS]
-        if not like:
-            self.counts["unlike_rep"] += 1  # a fidget after the set, say
-            return
-        if judged.rest >= judged.support + REST_MARGIN:
-            self.counts["rest_rep"] += 1  # the windows over it call it rest: the set is over
-            return
-        if judged.rest >= REST_AFTER_PAUSE and self._after_pause(cycle):
-            self.counts["rest_rep"] += 1  # moving about once the set is over
+        reason = refusal(cycle, current, self.votes, self.settings)
+        if reason is not None:
+            self.counts[reason] += 1
             return
         current.cycles.append(cycle)
         current.pending.append(cycle)
         current.last_end = max(current.last_end, cycle.end)
         self._used_until = max(self._used_until, cycle.end + 1e-6)
-
-    def _switching(self) -> bool:
-        """The latest windows steadily call another exercise (a moment's confusion of the
-        classifier is not a switch: measured, rejecting on it lost a jump per set)."""
-        current = self.current
-        assert current is not None
-        s = self.settings
-        steady = self.votes.steady(s.start_predictions, s.start_probability)
-        return steady is not None and steady.exercise not in (None, current.exercise)
-
-    def _after_pause(self, cycle: Cycle) -> bool:
-        """Long after the set's last repetition (a pause of two of them, 3 s at least)."""
-        current = self.current
-        assert current is not None
-        if not current.cycles:
-            return False
-        seconds = median(c.seconds for c in current.cycles[-LEVEL_REPS:])
-        return cycle.start - current.cycles[-1].end > max(3.0, 2 * seconds)
 
     def _release(self, now: float, force: bool = False) -> list[WorkoutMessage]:
         """Publish pending repetitions whose form can be judged (or waited long enough)."""
@@ -253,42 +223,58 @@ class DeviceTracker:
             return self.end_set("end_rest" if steady.exercise is None else "end_other")
         return []
 
+    @property
+    def busy(self) -> bool:
+        """A set is under way or parked."""
+        return self.current is not None or self.parking.set is not None
+
     def end_set(self, reason: str = "end_other") -> list[WorkoutMessage]:
-        """Close the set under way (its pending repetitions first); nothing if none."""
+        """Close the set under way (its pending repetitions first) and park it; a final
+        ``reason`` (:data:`FINAL`) counts and publishes it, and any parked one, at once."""
         current = self.current
-        if current is None:
+        out: list[WorkoutMessage] = []
+        if current is not None:
+            self.counts[reason] += 1
+            out += self._release(self.now, force=True)
+            self.current = None
+            out += self._park(current) if reason not in FINAL else self._finish(current)
+        if reason in FINAL and self.parking.set is not None:
+            out += self._finish(self.parking.take())
+        return [*out, self._state()] if current is not None or out else out
+
+    def _park(self, ended: OpenSet) -> list[WorkoutMessage]:
+        """Park a set that ended; the one parked before is published first. A short set of
+        another exercise than the parked one is dropped and leaves it parked (a stretch of
+        the parked set the classifier called something else)."""
+        if not ended.reps:
             return []
-        self.counts[reason] += 1
-        out = self._release(self.now, force=True)
-        self.current = None
-        s, reps = self.settings, current.reps
-        count = len(reps)
-        if reps and current.tape is not None:
-            span = reps[0].start - s.recount_before, reps[-1].end + s.recount_after
-            again = recount(current.tape, *span, current.exercise)
-            found = again.reps if again is not None else None
-            self.counts[outcome(found, count)] += 1
-            count = found or count
-        if reps and count < s.min_set_reps:
-            self._forget(current)
-        elif reps:
-            incorrect = min(count, sum(r.form == "incorrect" for r in reps))
-            out.append(
-                SetEvent(
-                    device=self.device,
-                    exercise=current.exercise,
-                    set=current.number,
-                    reps=count,
-                    start=reps[0].start,
-                    end=max(reps[-1].end, reps[0].start),
-                    incorrect=incorrect,
-                    mean_rep_seconds=float(np.mean([r.end - r.start for r in reps])),
-                )
-            )
-            # The day's totals follow the set's count (its repetitions were added live).
-            self.day.add(current.exercise, sets=1, reps=count - len(reps))
-        out.append(self._state())
+        parked = self.parking.set
+        if parked is not None and parked.exercise != ended.exercise:
+            count, _ = ended.count(self.settings.recount_before, self.settings.recount_after)
+            if count < self.settings.min_set_reps:
+                self._forget(ended)
+                return []
+        out = self._finish(self.parking.take())
+        self.parking.set = ended
         return out
+
+    def unpark(self) -> list[WorkoutMessage]:
+        """Publish the parked set (its window to go on closed) and the state after it."""
+        return [*self._finish(self.parking.take()), self._state()]
+
+    def _finish(self, ended: OpenSet | None) -> list[WorkoutMessage]:
+        """Count a set as a whole: its set event, or nothing when it is short (dropped)."""
+        if ended is None or not ended.reps:
+            return []
+        s = self.settings
+        count, how = ended.count(s.recount_before, s.recount_after)
+        self.counts[how] += 1
+        if count < s.min_set_reps:
+            self._forget(ended)
+            return []
+        # The day's totals follow the set's count (its repetitions were added live).
+        self.day.add(ended.exercise, sets=1, reps=count - len(ended.reps))
+        return [ended.event(self.device, count)]
 
     def _forget(self, current: OpenSet) -> None:
         """A set of fewer than ``min_set_reps`` repetitions is no set (a set-up move or a

@@ -14,6 +14,7 @@ from imu_har.protocol.codec import Frame
 from imu_har.protocol.errors import PayloadError
 from imu_har.protocol.messages import Prediction
 from imu_har.protocol.workout import RepEvent, SetEvent, WorkoutState
+from imu_har.sim.realism import Realism
 from services.workout.core import WorkoutCore
 from services.workout.settings import WorkoutSettings
 from tests.support.workout import T0, frames, oracle, session
@@ -194,3 +195,41 @@ def test_silent_devices_end_their_set_and_are_forgotten() -> None:
 
 def _arrival(item: Frame | Prediction) -> float:
     return item.window_end + 0.15 if isinstance(item, Prediction) else item.receive_time
+
+
+@pytest.mark.parametrize(
+    ("blind", "called"), [((0.35, 10.0), "rest"), ((0.5, 9.5), "rest"), ((0.4, 8.0), "Lunge")]
+)
+def test_a_set_the_classifier_loses_for_seconds_goes_on(
+    blind: tuple[float, float], called: str
+) -> None:
+    """Some seconds in the middle of a long set the classifier calls rest (the demo model
+    does so for some people's lunges) or another exercise (squats lunges): the set ends
+    (or a short set of the other starts, and is dropped), and when the exercise is seen
+    again within ``join_seconds`` it goes on: one set, its repetitions numbered on, its
+    count the whole set's."""
+    long = Realism(reps=(20, 20), pause_chance=0.0, long_pause_chance=0.0, partial_chance=0.0)
+    rec = session([("rest", 6.0), ("Squat", 0.0), ("rest", 14.0)], seed=8, realism=long)
+    true = rec.sets[0]
+    where, seconds = blind
+    lost_from = T0 + true.start + where * (true.end - true.start)
+    preds = oracle("wrist-1", rec)
+    for p in preds:
+        if lost_from <= p.window_start and p.window_end <= lost_from + seconds:
+            p.probabilities = {k: (0.9 if k == called else 0.1 / 7) for k in p.probabilities}
+    core = WorkoutCore(WorkoutSettings())
+    out = [m for _, m in replay(core, frames("wrist-1", rec), preds)]
+    sets = [m for m in out if isinstance(m, SetEvent)]
+    reps = [m for m in out if isinstance(m, RepEvent)]
+    counts = core.tracker_counts()
+    assert counts["end_rest" if called == "rest" else "end_switch"] >= 1, counts  # it ended
+    assert counts["joined"] >= 1, counts  # and went on
+    # Within two: the oracle calls getting into position the exercise (see above).
+    assert len(sets) == 1 and abs(sets[0].reps - len(true.reps)) <= 2, (sets, len(true.reps))
+    mine = [r for r in reps if r.exercise == "Squat"]
+    assert {r.set for r in mine} == {sets[0].set}
+    assert [r.rep for r in mine] == list(range(1, len(mine) + 1))
+    # Without joining, the set is cut in two (or its halves dropped as short).
+    alone = WorkoutCore(WorkoutSettings(join_seconds=0.0))
+    cut = [m for _, m in replay(alone, frames("wrist-1", rec), preds) if isinstance(m, SetEvent)]
+    assert len(cut) != 1 or abs(cut[0].reps - len(true.reps)) > 2, cut
