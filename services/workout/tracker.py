@@ -237,9 +237,10 @@ class DeviceTracker:
             self.counts[reason] += 1
             out += self._release(self.now, force=True)
             self.current = None
-            out += self._park(current) if reason not in FINAL else self._finish(current)
-        if reason in FINAL and self.parking.set is not None:
-            out += self._finish(self.parking.take())
+        if reason in FINAL:  # the parked set first: set events in the order of their sets
+            out += self._finish(self.parking.take()) + self._finish(current)
+        elif current is not None:
+            out += self._park(current)
         return [*out, self._state()] if current is not None or out else out
 
     def _park(self, ended: OpenSet) -> list[WorkoutMessage]:

@@ -233,3 +233,19 @@ def test_a_set_the_classifier_loses_for_seconds_goes_on(
     alone = WorkoutCore(WorkoutSettings(join_seconds=0.0))
     cut = [m for _, m in replay(alone, frames("wrist-1", rec), preds) if isinstance(m, SetEvent)]
     assert len(cut) != 1 or abs(cut[0].reps - len(true.reps)) > 2, cut
+
+
+def test_at_the_end_of_a_recording_parked_and_open_sets_are_published_in_order() -> None:
+    """Straight from squats into jumps, the recording ending 10 s after the last squat:
+    the squat set is parked (it might go on) when the jumps start; closing publishes it
+    first."""
+    rec = session([("rest", 5.0), ("Squat", 0.0), ("Jumping", 0.0)], seed=3)
+    cut = T0 + rec.sets[0].end + 10.0
+    framed = [f for f in frames("wrist-1", rec) if f.receive_time <= cut]
+    voted = [p for p in oracle("wrist-1", rec) if p.window_end <= cut]
+    core = WorkoutCore(WorkoutSettings())
+    out = [m for _, m in replay(core, framed, voted)]
+    sets = [m for m in out if isinstance(m, SetEvent)]
+    assert [s.exercise for s in sets] == ["Squat", "Jumping"]
+    assert [s.set for s in sets] == [1, 2]
+    assert not core.devices["wrist-1"].busy
