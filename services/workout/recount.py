@@ -30,7 +30,7 @@ from collections import deque
 import numpy as np
 from scipy.signal import lfilter
 
-from services.workout.bounds import SetCount, Track, count_set
+from services.workout.bounds import REACH, SetCount, Track, count_set
 from services.workout.evidence import WindowVote
 
 HIGH_PASS_HZ = 0.15  # one pole: takes gravity and the posture's slow drift away
@@ -99,7 +99,9 @@ def recount(
     scale[:3] /= ACC_UNIT
     scale[3:] /= GYRO_UNIT
     passed = high_pass(values * scale, tape.rate)
-    track = Track.of(tape.votes, exercise) if exercise is not None and tape.votes else None
+    # Only the windows near the span are weighed (a long set's tape holds hundreds).
+    near = [w for w in tape.votes if w.end >= start - REACH and w.start <= end + REACH]
+    track = Track.of(near, exercise) if exercise is not None and near else None
     return count_set(times, passed, tape.rate, (start, end), track)
 
 
