@@ -15,7 +15,7 @@ over a wider stretch (:data:`REACH` seconds either side):
    the next is at most :data:`GAP` periods away, of a prominence between
    :data:`LOW` and :data:`HIGH` times the set's, and the classifier's windows
    over it (half a period either side) call it the exercise at least as much
-   as rest; inwards, the live span's edge peaks that fail the same test are
+   as rest or any other exercise; inwards, the live span's edge peaks that fail the same test are
    dropped (the set-up move and the getting-up move the live span took in);
 4. which side counts: when one side's chain encloses the other's it has one
    more peak, and is either the side where repetitions rest (a peak at the
@@ -114,38 +114,35 @@ def count_set(
     if found is None:
         return None
     period = found.period
-    if track is None:
-        peaks = times[inside][found.index]
-        return (
-            SetCount(len(peaks), float(peaks[0]), float(peaks[-1]), period) if len(peaks) else None
-        )
-    wide = (times >= a - REACH) & (times <= b + REACH)
-    when = times[wide]
-    wave = sosfiltfilt(low_pass(period, rate), passed[wide] @ found.vector)
-    up = _chain(wave, when, rate * period, core, track, period)
-    down = _chain(-wave, when, rate * period, core, track, period)
-    chosen = _side(wave, when, round(0.5 * rate * period), up, down)
-    if chosen is not None and len(chosen) < FILLED * (b - a) / period:
-        return None  # a period the span's peaks do not bear out: the live count stands
+    chosen = None
+    if track is not None:
+        wide = (times >= a - REACH) & (times <= b + REACH)
+        when = times[wide]
+        wave = sosfiltfilt(low_pass(period, rate), passed[wide] @ found.vector)
+        up = _chain(wave, when, rate, period, core, track)
+        down = _chain(-wave, when, rate, period, core, track)
+        chosen = _side(wave, when, round(0.5 * rate * period), up, down)
+        if chosen is not None and len(chosen) < FILLED * (b - a) / period:
+            return None  # a period the span's peaks do not bear out: the live count stands
     if chosen is None or not len(chosen):
-        peaks = times[inside][found.index]
-        return (
-            SetCount(len(peaks), float(peaks[0]), float(peaks[-1]), period) if len(peaks) else None
-        )
+        chosen = times[inside][found.index]  # the live span's own peaks
+    if not len(chosen):
+        return None
     return SetCount(len(chosen), float(chosen[0]), float(chosen[-1]), period)
 
 
 def _chain(
     wave: np.ndarray,
     when: np.ndarray,
-    samples: float,
+    rate: float,
+    period: float,
     core: tuple[float, float],
     track: Track,
-    period: float,
 ) -> np.ndarray | None:
-    """Times of one side's peaks that make the set (None: fewer than two in the live span);
-    ``samples``: the period in grid samples."""
-    index, props = find_peaks(wave, distance=max(1.0, SPACING * samples), prominence=MIN_PROMINENCE)
+    """Times of one side's peaks that make the set (None: fewer than two in the live
+    span)."""
+    distance = max(1.0, SPACING * (rate * period))
+    index, props = find_peaks(wave, distance=distance, prominence=MIN_PROMINENCE)
     prominence = props["prominences"]
     at = when[index]
     incore = (at >= core[0]) & (at <= core[1])

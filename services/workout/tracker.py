@@ -13,9 +13,9 @@ A repetition in a set is not counted when the latest windows steadily call
 another exercise and those covering it call it likelier by ``rival_margin``,
 when it is unlike the set's latest repetitions, when the windows covering it
 call it rest, or when it comes after a pause and they call it rest
-(:func:`services.workout.likeness.refusal`). Each waits (at most ``form_wait`` s after it is
-found) for a window reaching its turning point, so its form is judged on the
-windows covering it.
+(:func:`services.workout.likeness.refusal`). Each waits (at most ``form_wait``
+s after it is found) for a window reaching its turning point, so its form is
+judged on the windows covering it.
 
 A set ends when another exercise's set starts, when rest (or another
 exercise) is recognised and no repetition came for ``rest_seconds``, or when
