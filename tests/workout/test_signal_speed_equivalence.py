@@ -10,6 +10,7 @@ history as a plain list of everything written.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -53,18 +54,23 @@ def session(rate: float, seconds: float, seed: int) -> tuple[np.ndarray, np.ndar
     return times, acc
 
 
+def pieces(
+    times: np.ndarray, acc: np.ndarray, sizes: list[int]
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The samples in pieces of the given sizes (cycled)."""
+    lo, k = 0, 0
+    while lo < len(times):
+        hi = lo + sizes[k % len(sizes)]
+        yield times[lo:hi], acc[lo:hi]
+        lo, k = hi, k + 1
+
+
 def push_in_pieces(
     signal: MotionSignal, times: np.ndarray, acc: np.ndarray, sizes: list[int]
 ) -> tuple[np.ndarray, np.ndarray]:
     """Push in pieces of the given sizes (cycled); the grid returned, joined."""
-    out_t, out_y, lo, k = [], [], 0, 0
-    while lo < len(times):
-        hi = lo + sizes[k % len(sizes)]
-        grid_t, grid_y = signal.push(times[lo:hi], acc[lo:hi], 0.0)
-        out_t.append(grid_t)
-        out_y.append(grid_y)
-        lo, k = hi, k + 1
-    return np.concatenate(out_t), np.concatenate(out_y)
+    grids = [signal.push(t, a, 0.0) for t, a in pieces(times, acc, sizes)]
+    return np.concatenate([t for t, _ in grids]), np.concatenate([y for _, y in grids])
 
 
 @pytest.mark.parametrize("rate", [12.5, 25.0, 50.0, 200.0])
@@ -98,13 +104,10 @@ def test_history_is_the_last_samples_written_and_a_copy(sizes: list[int]) -> Non
     signal = MotionSignal(GRID, 12.0, 1.0, 6)
     written_t: list[np.ndarray] = []
     written_y: list[np.ndarray] = []
-    lo, k = 0, 0
-    while lo < len(times):
-        hi = lo + sizes[k % len(sizes)]
-        grid_t, grid_y = signal.push(times[lo:hi], acc[lo:hi], 50.0)
+    for piece_t, piece_y in pieces(times, acc, sizes):
+        grid_t, grid_y = signal.push(piece_t, piece_y, 50.0)
         written_t.append(grid_t)
         written_y.append(grid_y)
-        lo, k = hi, k + 1
         all_t, all_y = np.concatenate(written_t)[-300:], np.concatenate(written_y)[-300:]
         for since in (-np.inf, all_t[-1] - 6.0 if len(all_t) else 0.0):
             got_t, got_y = signal.history(since)
