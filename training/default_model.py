@@ -50,7 +50,7 @@ def build_default(
     sessions: int = 16,
     seconds: float = 20.0,
     seed: int = 0,
-    workouts: int = 6,
+    workouts: int = 24,
     params: TrainParams = DEFAULT_PARAMS,
     quiet: bool = False,
 ) -> dict[str, object]:
@@ -128,7 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--sessions", type=int, default=16, help="simulated wearers")
     parser.add_argument("--seconds", type=float, default=20.0, help="seconds per activity")
-    parser.add_argument("--workouts", type=int, default=6, help="realistic simulated workouts")
+    parser.add_argument("--workouts", type=int, default=24, help="realistic simulated workouts")
     args = parser.parse_args(argv)
     started = time.monotonic()
     result = build_default(
