@@ -9,13 +9,13 @@ gateway's ground truth (``har/<dev>/truth``) counts each completed repetition;
 each true set is matched with the ``SetEvent`` s whose time overlaps it, and
 their repetitions are compared with the truth's.
 
-**What is asserted, honestly.** Issue 15 asks for ±1 on 95% of sets; the
-counting is not there yet (docs/workout.md). Measured here on this 2-core
-machine (seed 7, 2026-12-04, with each set's first and last repetitions found
-again at its end and sets joined across a classifier's lapse): six wearers, 18
-sets: all found, within ±2 94%, within ±1 89%, exact 72% (a squat set counted
-6 of 16: the demo model calls its second half lunges, long enough for a lunge
-set of its own). Earlier the same day, after the first end-of-set recount: 89%
+**What is asserted, honestly.** Issue 15 asks for ±1 on 95% of sets.
+Measured here on this 2-core machine (seed 7, 2026-12-04 18:05 UTC, with the
+demo model trained on 24 workouts): six wearers, 18 sets: all found, all
+within ±1, 83% exact. With the former demo model (6 workouts): all found,
+within ±2 94%, within ±1 89%, exact 72% (a squat set counted 6 of 16: that
+model called its second half lunges, long enough for a lunge set of its own).
+Earlier the same day, after the first end-of-set recount: 89%
 found, 83%, 67%, 39%; before it: 83% within ±2, 61% within ±1, 11% exact. The
 test asserts floors a broken pipeline fails and the present
 counter passes with a margin (a run is 18 sets: one set is 6%): at least
@@ -47,7 +47,7 @@ DEVICES = [f"sim-{n:03d}" for n in range(1, 7)]
 EXERCISES = ["Situp", "Squat", "Lunge"]
 # Exercise seconds are placeholders in the realistic style: a set lasts until its reps are done.
 SCHEDULE = "rest:6,Situp:1,rest:15,Squat:1,rest:15,Lunge:1,rest:15"
-MIN_FOUND, MIN_WITHIN_TWO, MIN_WITHIN_ONE = 0.8, 0.75, 0.65
+MIN_FOUND, MIN_WITHIN_TWO, MIN_WITHIN_ONE = 0.85, 0.8, 0.75
 MARGIN = 2.0  # s: set events and truth are on slightly different clocks (pacing, anchoring)
 
 
