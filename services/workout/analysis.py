@@ -101,16 +101,17 @@ def find_repetitions(
     previous: np.ndarray | None = None,
     sign: int = 0,
     period: float | None = None,
+    longest: float = LONGEST,
 ) -> Peaks | None:
     """The repetitions in grid samples ``y`` (n, k), high-passed. ``previous``: the axis
     found before (the new one agrees with it); ``sign``: the side counted so far (0: the
-    one with more peaks); ``period``: used when the stretch shows none. None when the
-    stretch is too short or not periodic."""
+    one with more peaks); ``period``: used when the stretch shows none; ``longest``: the
+    longest period looked for. None when the stretch is too short or not periodic."""
     if len(y) < 2 * rate:
         return None
     vector = principal(y, previous)
     along = y @ vector
-    found = period_of(along, rate, SHORTEST, LONGEST, LIKENESS) or period
+    found = period_of(along, rate, SHORTEST, longest, LIKENESS) or period
     if found is None:
         return None
     wave = sosfiltfilt(low_pass(found, rate), along)

@@ -84,12 +84,17 @@ def high_pass(values: np.ndarray, rate: float) -> np.ndarray:
 
 
 def recount(
-    tape: SetTape, start: float, end: float, exercise: str | None = None
+    tape: SetTape,
+    start: float,
+    end: float,
+    exercise: str | None = None,
+    hint: float | None = None,
 ) -> SetCount | None:
     """The set whose live span (with margins) is ``start``..``end``, counted on the tape
     (None when it overflowed, holds less than two seconds of the span or finds no period
     there). ``exercise``: weigh the tape's windows for it, to find the set's first and last
-    repetitions around the span (None: the span's repetitions alone)."""
+    repetitions around the span (None: the span's repetitions alone); ``hint``: the live
+    counter's period."""
     if tape.overflowed:
         return None
     times, values = tape.until(np.inf)  # all before the span too: the filter settles
@@ -102,7 +107,7 @@ def recount(
     # Only the windows near the span are weighed (a long set's tape holds hundreds).
     near = [w for w in tape.votes if w.end >= start - REACH and w.start <= end + REACH]
     track = Track.of(near, exercise) if exercise is not None and near else None
-    return count_set(times, passed, tape.rate, (start, end), track)
+    return count_set(times, passed, tape.rate, (start, end), track, hint)
 
 
 def outcome(again: int | None, live: int) -> str:

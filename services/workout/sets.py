@@ -14,6 +14,11 @@ Measured on simulated wearers (tuning seeds 1000-1029, 240 sets): sets cut
 within themselves had 4.9-9.4 s between their halves' repetitions (and two
 lunge sets with one or two repetitions a piece, 23-25 s); consecutive true sets
 of one exercise had 10.4 s or more (the simulator's shortest rests).
+
+A set counted again (:func:`services.workout.recount.recount`) to fewer than
+:data:`FEWEST` of its live repetitions keeps the live count: such a count comes of
+a period the live repetitions do not bear out (a push-up set of 9 with 6 live
+repetitions was counted 3 and dropped as short).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from services.workout.recount import SetTape, outcome, recount
 # A parked set is published this long after the join window closes: a set that goes on
 # starts on its first repetition after two windows, up to ~3 s after that repetition.
 START_DELAY = 3.0
+FEWEST = 0.6  # of the live count: a set counted again to fewer keeps the live count
 
 
 @dataclass
@@ -51,8 +57,12 @@ class OpenSet:
         if not self.reps or self.tape is None:
             return live, outcome(None, live)
         span = self.reps[0].start - before, self.reps[-1].end + after
-        again = recount(self.tape, *span, self.exercise)
+        peaks = [c.peak for c in self.cycles]
+        hint = float(np.median(np.diff(peaks))) if len(peaks) >= 3 else None
+        again = recount(self.tape, *span, self.exercise, hint)
         found = again.reps if again is not None else None
+        if found is not None and found < FEWEST * live:
+            found = None  # a period the live repetitions do not bear out: the live count stands
         return found or live, outcome(found, live)
 
     def event(self, device: str, count: int) -> SetEvent:

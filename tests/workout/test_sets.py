@@ -1,0 +1,53 @@
+"""A set counted again when it ends (services/workout/sets.py): which count stands."""
+
+from __future__ import annotations
+
+import pytest
+
+import services.workout.sets as sets_module
+from imu_har.protocol.workout import RepEvent
+from services.workout.bounds import SetCount
+from services.workout.counter import Cycle
+from services.workout.recount import SetTape
+from services.workout.sets import OpenSet
+
+
+def open_set(live: int) -> OpenSet:
+    """A push-up set whose live counter published ``live`` repetitions 2 s apart."""
+    opened = OpenSet("Pushup", 1, tape=SetTape(25.0, 60.0, 6))
+    for k in range(live):
+        t = 100.0 + 2.0 * k
+        opened.reps.append(
+            RepEvent(
+                device="d",
+                exercise="Pushup",
+                set=1,
+                rep=k + 1,
+                start=t,
+                end=t + 1.5,
+                form="correct",
+                confidence=0.9,
+            )
+        )
+        opened.cycles.append(Cycle(t, t + 0.75, t + 1.5, 1.0, t + 1.8))
+    return opened
+
+
+@pytest.mark.parametrize(
+    ("again", "expected", "how"),
+    [(3, 6, "recount_none"), (4, 4, "recount_fewer"), (7, 7, "recount_more")],
+)
+def test_a_recount_far_below_the_live_count_leaves_the_live_count(
+    monkeypatch: pytest.MonkeyPatch, again: int, expected: int, how: str
+) -> None:
+    """A count of 3 for 6 live repetitions is a period the live ones do not bear out (a
+    multiple of the true one: a set of 9 push-ups counted 3 and dropped as short)."""
+    calls = []
+
+    def recount(tape, start, end, exercise=None, hint=None):  # type: ignore[no-untyped-def]
+        calls.append(hint)
+        return SetCount(again, start, end, 2.0)
+
+    monkeypatch.setattr(sets_module, "recount", recount)
+    assert open_set(6).count(1.0, 1.0) == (expected, how)
+    assert calls == [pytest.approx(2.0)]  # the live counter's period is the hint
