@@ -12,7 +12,7 @@ their repetitions are compared with the truth's.
 **What is asserted, honestly.** Issue 15 asks for ±1 on 95% of sets.
 Measured here on this 2-core machine (seed 7, 2026-12-04 18:05 UTC, with the
 demo model trained on 24 workouts): six wearers, 18 sets: all found, all
-within ±1, 83% exact. With the former demo model (6 workouts): all found,
+within ±1, 78-83% exact (two runs). With the former demo model (6 workouts): all found,
 within ±2 94%, within ±1 89%, exact 72% (a squat set counted 6 of 16: that
 model called its second half lunges, long enough for a lunge set of its own).
 Earlier the same day, after the first end-of-set recount: 89%
