@@ -11,8 +11,8 @@ predictions go through the service's own core in arrival order
 
 Seeds: wearers of ``--seeds tune`` (seed 1000 + i) and ``tune2`` (2000 + i) were
 used while tuning; ``--seeds report`` (seed 7000 + i) never were, and are the
-published numbers. ``old-report`` (5000 + i) were the published numbers until
-2026-12-03; after four phases looked at them they were retired.
+published numbers. ``old-report`` (5000 + i) were the published numbers up to
+phase 4 (2026-12-04); after four phases had looked at them they were retired.
 
     python -m bench.bench_workout --wearers 30 --seeds report
     python -m bench.bench_workout --live --wearers 4      # through the real service
