@@ -123,10 +123,9 @@ def latest_posture(y: np.ndarray, rate: float) -> int:
     return len(y) - (blocks - first) * k
 
 
-def fit_axis(y: np.ndarray, rate: float, previous: Axis | None, find_period: bool = True) -> Axis:
+def fit_axis(y: np.ndarray, rate: float, previous: Axis | None) -> Axis:
     """The axis of grid samples ``y`` (n, 3) since the latest posture began, turned from
-    ``previous`` (whose sign it keeps) unless the posture has just changed; its period
-    found again only with ``find_period`` (else the previous one is kept)."""
+    ``previous`` (whose sign it keeps) unless the posture has just changed, and its period."""
     first = latest_posture(y, rate)
     k = max(2, round(BLOCK_SECONDS * rate))
     part = y[first:]
@@ -143,5 +142,4 @@ def fit_axis(y: np.ndarray, rate: float, previous: Axis | None, find_period: boo
     if previous is not None and float(vector @ previous.vector) < 0:
         vector = -vector
     along = moving @ vector
-    period = period_of(along, rate) if find_period or previous is None else previous.period
-    return Axis(vector.copy(), deviation(along), covariance, period)
+    return Axis(vector.copy(), deviation(along), covariance, period_of(along, rate))
