@@ -36,6 +36,7 @@ from imu_har.protocol.codec import Frame
 from imu_har.protocol.errors import PayloadError
 from imu_har.protocol.messages import Prediction
 from imu_har.protocol.workout import WorkoutMessage
+from imu_har.windowing.windows import accepted
 from services.workout.evidence import vote
 from services.workout.settings import WorkoutSettings
 from services.workout.signal import MotionSignal
@@ -102,14 +103,18 @@ class WorkoutCore:
             raise PayloadError("channel_mismatch", f"frame lacks channels {list(self._acc)}")
         pick, count, scale = found
         tracker = self._tracker(frame.device, now)
-        signal = tracker.signal
-        times = signal.clock.sample_times(n, frame.rate, frame.receive_time, frame.device_time)
+        times = tracker.signal.clock.sample_times(
+            n, frame.rate, frame.receive_time, frame.device_time
+        )
         out: list[WorkoutMessage] = []
-        if signal.last_time is not None and times[-1] <= signal.last_time:
+        # Against the samples held at rest too: a frame sent again while they were held
+        # went in behind them, and the signal's times ran back 0.52 s (test_core).
+        newest = tracker.newest
+        if newest is not None and times[-1] <= newest:
             self.counts["late_samples"] += n
             if self._stalled(tracker, now):
                 out += tracker.end_set("end_restart")
-                tracker.signal = MotionSignal(s.signal_rate, s.history, s.max_gap, self._width)
+                tracker.restart(MotionSignal(s.signal_rate, s.history, s.max_gap, self._width))
                 self.counts["timeline_restart"] += 1
             return out
         tracker.behind_since = None
@@ -121,6 +126,9 @@ class WorkoutCore:
         else:  # no gyroscope: zeros
             motion = np.zeros((n, self._width))
             motion[:, :count] = samples if scale is None else samples * scale
+        if newest is not None and times[0] <= newest:  # overlaps what came before
+            keep = accepted(times, newest)
+            times, motion = times[keep], motion[keep]
         return out + tracker.on_samples(times, motion, frame.rate)
 
     def push_prediction(

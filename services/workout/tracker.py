@@ -77,6 +77,15 @@ class DeviceTracker:
         """Time of the newest sample (the device's timeline), else of the newest vote."""
         return self.signal.last_time or self.votes.last_end()
 
+    @property
+    def newest(self) -> float | None:
+        """Time of the newest sample taken in (held or on the signal)."""
+        return float(self._held[-1][0][-1]) if self._held else self.signal.last_time
+
+    def restart(self, signal: MotionSignal) -> None:
+        """A new timeline: the samples held belong to the old one."""
+        self.signal, self._held = signal, []
+
     # -- input --------------------------------------------------------------------------
     def on_samples(self, times: np.ndarray, acc: np.ndarray, rate: float) -> list[WorkoutMessage]:
         """Raw samples (times (n,), acc (n, 6): accelerometer in g, gyroscope in deg/s)."""

@@ -249,3 +249,34 @@ def test_at_the_end_of_a_recording_parked_and_open_sets_are_published_in_order()
     assert [s.exercise for s in sets] == ["Squat", "Jumping"]
     assert [s.set for s in sets] == [1, 2]
     assert not core.devices["wrist-1"].busy
+
+
+def test_a_frame_sent_again_while_samples_are_held_is_late() -> None:
+    """At rest samples are held up to a second before they reach the signal; a frame sent
+    again in that second (a gateway's retry, a replay) is late like any other, and the
+    signal's times still only rise."""
+    core = WorkoutCore(WorkoutSettings())
+    for k in range(1, 4):
+        core.push(frame(receive=T0 + 0.26 * k), now=T0 + 0.26 * k)
+    core.push(frame(receive=T0 + 0.26 * 2), now=T0 + 0.8)  # the second one again
+    for k in range(4, 9):
+        core.push(frame(receive=T0 + 0.26 * k), now=T0 + 0.26 * k)
+    assert core.counts["late_samples"] == 13
+    times, _ = core.devices["d"].signal.history(0.0)
+    assert len(times) > 25 and (np.diff(times) > 0).all()
+
+
+def test_a_restart_drops_the_samples_held_from_the_old_timeline() -> None:
+    """A frame stamped 9.5 s ahead (within the clock skew allowed) is held at rest; the
+    device's next frames are all behind it, so after STALL_SECONDS of wall time its
+    timeline restarts once, and what was held from the old one goes with it."""
+    core = WorkoutCore(WorkoutSettings())
+    core.push(frame(receive=T0 + 9.5), now=T0)
+    for k in range(1, 41):
+        core.push(frame(receive=T0 + 0.26 * k), now=T0 + 0.26 * k)
+    assert core.counts["timeline_restart"] == 1
+    assert core.devices["d"].newest == pytest.approx(T0 + 0.26 * 40)
+    core.push(frame(receive=T0 + 0.26 * 40 + 0.1), now=T0 + 10.5)  # overlaps by 8 samples
+    times, _ = core.devices["d"].signal.history(0.0)
+    assert core.devices["d"].newest == pytest.approx(T0 + 0.26 * 40 + 0.1)
+    assert (np.diff(times) > 0).all()
