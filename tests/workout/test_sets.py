@@ -51,3 +51,24 @@ def test_a_recount_far_below_the_live_count_leaves_the_live_count(
     monkeypatch.setattr(sets_module, "recount", recount)
     assert open_set(6).count(1.0, 1.0) == (expected, how)
     assert calls == [pytest.approx(2.0)]  # the live counter's period is the hint
+
+
+def test_a_set_is_counted_again_only_when_it_has_grown(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A set of another exercise than the parked one is counted when it ends (is it
+    short?) and when it is published: the second time costs nothing, unless the set went
+    on (joined) and has more repetitions."""
+    calls = []
+
+    def recount(tape, start, end, exercise=None, hint=None):  # type: ignore[no-untyped-def]
+        calls.append((start, end))
+        return SetCount(7, start, end, 2.0)
+
+    monkeypatch.setattr(sets_module, "recount", recount)
+    opened = open_set(6)
+    assert opened.count(1.0, 1.0) == opened.count(1.0, 1.0) == (7, "recount_more")
+    assert len(calls) == 1
+    grown = open_set(8)
+    opened.reps.extend(grown.reps[6:])
+    opened.cycles.extend(grown.cycles[6:])
+    assert opened.count(1.0, 1.0) == (7, "recount_fewer")
+    assert len(calls) == 2 and calls[1][1] > calls[0][1]
