@@ -85,7 +85,7 @@ def _autocorrelation(s: np.ndarray) -> np.ndarray:
     """Sums of ``s[:n-k] * s[k:]`` for every lag ``k`` in ``0..n-1``. Directly up to
     :data:`DIRECT` samples, else through an FFT of a length with small factors: a refit's
     6 s at 25 Hz are 151 samples, and an FFT of 2 x 151 (a prime) took 51 us where
-    ``np.correlate`` takes 8 (and a length of 320 about as little)."""
+    ``np.correlate`` takes 8; at 300 samples 28 against 20, at 600 35 against 58."""
     n = len(s)
     if n <= DIRECT:
         return np.correlate(s, s, "full")[n - 1 :]
