@@ -122,11 +122,12 @@ def count_set(
     the live span shows no period."""
     a, b = core
     inside = (times >= a) & (times <= b)
-    found = find_repetitions(passed[inside], rate)
+    stretch = passed[inside]
+    found = find_repetitions(stretch, rate)
     if found is not None and hint is not None and found.period > MULTIPLE * hint:
         # Uneven repetitions with pauses: the autocorrelation's first peak above its bar
         # was two periods (a set counted 5 of 15); look again below the live period.
-        shorter = find_repetitions(passed[inside], rate, period=hint, longest=SHORTER * hint)
+        shorter = find_repetitions(stretch, rate, period=hint, longest=SHORTER * hint)
         found = shorter or found
     if found is None:
         return None
