@@ -65,6 +65,11 @@ class SetTape:
         self._parts.append((times.copy(), values.astype(np.float32)))
         self._size += len(times)
 
+    @property
+    def extent(self) -> tuple[int, int, bool]:
+        """What a count of the tape changes with: samples and windows taken in, overflow."""
+        return self._size, len(self.votes), self.overflowed
+
     def until(self, end: float) -> tuple[np.ndarray, np.ndarray]:
         """The samples kept up to ``end``."""
         if self._parts:

@@ -49,15 +49,15 @@ class OpenSet:
     seen: list[Cycle] = field(default_factory=list)  # the last ones, for what a rep is like
     last_end: float = 0.0  # end of the last repetition (or when the set started)
     tape: SetTape | None = None  # its signal and windows, to count it again when it ends
-    # The last count and what it was for: a set of another exercise than the parked one is
+    # The last count and what it read: a set of another exercise than the parked one is
     # counted when it ends (is it short?) and again when published; 3-6 ms each.
-    counted: tuple[tuple[int, float, float], tuple[int, str]] | None = None
+    counted: tuple[tuple[object, ...], tuple[int, str]] | None = None
 
     def count(self, before: float, after: float) -> tuple[int, str]:
         """Its repetitions counted as a whole (the live count when that fails), and the
-        status counter saying how the two compare; counted again only when a repetition
-        was added since."""
-        key = (len(self.reps), before, after)
+        status counter saying how the two compare; counted again only when what it reads
+        changed since (repetitions, or the tape's samples and windows)."""
+        key = (len(self.reps), before, after, self.tape.extent if self.tape else None)
         if self.counted is None or self.counted[0] != key:
             self.counted = key, self._count(before, after)
         return self.counted[1]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 import services.workout.sets as sets_module
 from imu_har.protocol.workout import RepEvent
 from services.workout.bounds import SetCount
 from services.workout.counter import Cycle
+from services.workout.evidence import WindowVote
 from services.workout.recount import SetTape
 from services.workout.sets import OpenSet
 
@@ -31,6 +33,11 @@ def open_set(live: int) -> OpenSet:
         )
         opened.cycles.append(Cycle(t, t + 0.75, t + 1.5, 1.0, t + 1.8))
     return opened
+
+
+def vote_at(end: float) -> WindowVote:
+    """A 2 s window ending at ``end`` that calls push-ups."""
+    return WindowVote(end - 2.0, end, {"Pushup": 0.9}, {}, 0.1, "Pushup", 0.9)
 
 
 @pytest.mark.parametrize(
@@ -72,3 +79,27 @@ def test_a_set_is_counted_again_only_when_it_has_grown(monkeypatch: pytest.Monke
     opened.cycles.extend(grown.cycles[6:])
     assert opened.count(1.0, 1.0) == (7, "recount_fewer")
     assert len(calls) == 2 and calls[1][1] > calls[0][1]
+
+
+def test_a_parked_set_is_counted_again_on_what_its_tape_took_in_since(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A parked set's tape goes on taking in samples and windows (its last repetitions are
+    found again from them): a count made when the set ended must not stand for the one
+    made when it is published."""
+    calls = []
+
+    def recount(tape, start, end, exercise=None, hint=None):  # type: ignore[no-untyped-def]
+        calls.append((len(tape.until(np.inf)[0]), len(tape.votes)))
+        return SetCount(6, start, end, 2.0)
+
+    monkeypatch.setattr(sets_module, "recount", recount)
+    opened = open_set(6)
+    opened.count(1.0, 1.0)
+    assert opened.tape is not None
+    opened.tape.add(np.array([120.0, 120.04]), np.zeros((2, 6)))
+    opened.count(1.0, 1.0)
+    opened.tape.votes.append(vote_at(121.0))
+    opened.count(1.0, 1.0)
+    opened.count(1.0, 1.0)
+    assert calls == [(0, 0), (2, 0), (2, 1)]  # counted again on each change, not after
