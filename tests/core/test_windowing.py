@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from imu_har.windowing.clock import DeviceClock
-from imu_har.windowing.windows import DeviceWindower, WindowSpec, cut_windows
+from imu_har.windowing.windows import SMALL_PUSH, DeviceWindower, WindowSpec, cut_windows
 
 
 def test_uniform_input_gives_exact_raw_slices() -> None:
@@ -75,6 +75,38 @@ def test_chunking_never_changes_the_windows(chunks: list[int], seed: int) -> Non
         assert (a.seq, a.start, a.end) == (b.seq, b.start, b.end)
         np.testing.assert_array_equal(a.samples, b.samples)
         np.testing.assert_array_equal(a.sources, b.sources)
+
+
+@given(st.lists(st.integers(1, 20), min_size=1, max_size=40), st.integers(0, 10_000))
+@settings(max_examples=40, deadline=None)
+def test_frame_sized_pushes_resample_to_the_bits_of_one_big_push(
+    chunks: list[int], seed: int
+) -> None:
+    """Pushes of up to SMALL_PUSH samples are resampled in Python floats, bigger ones in
+    numpy: the windows (and, tracked, their sources) must be the same to the last bit;
+    untracked (the live windower) the same samples, every source -1."""
+    rng = np.random.default_rng(seed)
+    n = 3 * SMALL_PUSH
+    times = np.cumsum(rng.uniform(0.005, 0.05, n))
+    times[n // 2 :] += 2.0  # one gap: both segments longer than SMALL_PUSH
+    times[rng.integers(1, n, 4)] -= 0.03  # duplicates and reorderings, dropped
+    values = rng.normal(size=(n, 3))
+    spec = WindowSpec(length=8, hop=3, rate=40.0, max_gap=0.5)
+    whole = DeviceWindower(spec, 3).push(times, values).windows
+    tracked, untracked = DeviceWindower(spec, 3), DeviceWindower(spec, 3, track_sources=False)
+    pieces, bare, at, k = [], [], 0, 0
+    while at < n:
+        size = chunks[k % len(chunks)]
+        pieces += tracked.push(times[at : at + size], values[at : at + size]).windows
+        bare += untracked.push(times[at : at + size], values[at : at + size]).windows
+        at, k = at + size, k + 1
+    assert whole and len(pieces) == len(bare) == len(whole)
+    for a, b, c in zip(whole, pieces, bare, strict=True):
+        assert (a.seq, a.start, a.end) == (b.seq, b.start, b.end) == (c.seq, c.start, c.end)
+        np.testing.assert_array_equal(a.samples, b.samples)
+        np.testing.assert_array_equal(a.samples, c.samples)
+        np.testing.assert_array_equal(a.sources, b.sources)
+        assert (c.sources == -1).all()
 
 
 def test_invalid_spec_is_refused() -> None:
