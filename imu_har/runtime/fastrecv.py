@@ -11,10 +11,12 @@ services' own work (windowing, inference, writing).
 2.x internal): it reads up to :data:`READ_SIZE` bytes at once, cuts every
 complete packet out of the buffer, and hands plain QoS 0/1 PUBLISH packets
 (no v5 properties, a topic name rather than an alias) to :attr:`on_publishes`
-as one list per read. Every other packet (CONNACK, SUBACK, PINGRESP, PUBACK,
-a PUBLISH with properties such as a command's response topic, QoS 2) goes
-through paho's own handler unchanged, in order: a pending batch is delivered
-before it. QoS 1 messages are acknowledged as paho would (after delivery, or by
+as one list per read. A PUBACK is settled here too (the message counts as
+published, the next queued one goes out) unless ``on_publish`` is set, when
+its reason code and properties have a listener. Every other packet (CONNACK,
+SUBACK, PINGRESP, a PUBLISH with properties such as a command's response
+topic, QoS 2) goes through paho's own handler unchanged, in order: a pending
+batch is delivered before it. QoS 1 messages are acknowledged as paho would (after delivery, or by
 the application under ``manual_ack``).
 
 The bytes on the wire are unchanged; only the receiving process does less.
@@ -36,6 +38,7 @@ logger = logging.getLogger(__name__)
 
 READ_SIZE = 256 * 1024  # bytes per recv: hundreds of small messages per system call
 _PUBLISH = 0x30
+_PUBACK = 0x40
 
 
 class RawPublish(NamedTuple):
@@ -127,6 +130,9 @@ class FastReceiveClient(mqtt.Client):
             message = None
             if command & 0xF0 == _PUBLISH:
                 message = self._plain_publish(command, buf, body, end)
+            elif command == _PUBACK and self._plain_puback(buf, body, end):
+                pos = end
+                continue
             if message is not None:
                 batch.append(message)
             else:
@@ -166,6 +172,29 @@ class FastReceiveClient(mqtt.Client):
         except UnicodeDecodeError:
             return None
         return RawPublish(topic, bytes(buf[body:end]), qos, bool(command & 1), mid)
+
+    def _plain_puback(self, buf: bytearray, at: int, end: int) -> bool:
+        """Settle the PUBACK at ``buf[at:end]`` as paho's ``_handle_pubackcomp`` does when
+        nobody listens to ``on_publish`` (then its reason code and properties reach no
+        one: the message counts as published whatever they say); False leaves it to paho.
+        Paho's path decodes a reason code and a properties object for every
+        acknowledgement: with about 500 QoS 1 events a second the workout service's network
+        thread went from 10-11 % of a core to 7.7 % without it (2026-12-05)."""
+        if end - at < 2 or self.on_publish is not None:
+            return False
+        mid = buf[at] << 8 | buf[at + 1]
+        with self._out_message_mutex:
+            message = self._out_messages.pop(mid, None)
+            if message is None:  # not ours (any more): paho ignores it too
+                return True
+            message.info._set_as_published()
+            if message.qos > 0:
+                self._inflight_messages -= 1
+                if self._max_inflight_messages > 0:
+                    # the next queued message goes out; a failed send is a lost connection,
+                    # which the loop finds on its next read or write, as after paho's path
+                    self._update_inflight()
+        return True
 
     def _deliver(self, deliver: PublishBatch, batch: list[RawPublish]) -> None:
         try:

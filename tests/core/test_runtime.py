@@ -199,3 +199,40 @@ def test_fast_receive_delivers_what_paho_delivers(broker):  # type: ignore[no-un
     assert len(fast) == 353
     assert fast[0] == ("mix/retained", b"r", 1, True)
     assert fast == slow
+
+
+def test_fast_reader_settles_qos1_publishes_as_paho_does(broker) -> None:  # type: ignore[no-untyped-def]
+    """Acknowledgements take the fast path (paho's decoder never sees them), and every
+    QoS 1 message still counts as published, beyond paho's in-flight window too."""
+    from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+
+    from imu_har.runtime.fastrecv import FastReceiveClient
+
+    client = FastReceiveClient(CallbackAPIVersion.VERSION2, protocol=MQTTProtocolVersion.MQTTv5)
+    client.on_publishes = lambda batch: None
+    slow: list[int] = []
+    handle = client._packet_handle
+
+    def paho_handles() -> Any:
+        slow.append(client._in_packet["command"])
+        return handle()
+
+    client._packet_handle = paho_handles  # type: ignore[method-assign]
+    client.connect(broker.host, broker.port)
+    client.loop_start()
+    try:
+        window = client._max_inflight_messages
+        infos = [client.publish("fast/ack", b"%d" % i, qos=1) for i in range(10 * window)]
+        for info in infos:
+            info.wait_for_publish(10)
+        assert all(info.is_published() for info in infos)
+        assert client._inflight_messages == 0 and not client._out_messages
+        assert 0x40 not in slow  # no PUBACK went through paho's own handler
+        published: list[int] = []
+        client.on_publish = lambda _c, _u, mid, _rc, _p: published.append(mid)
+        info = client.publish("fast/ack", b"listened", qos=1)
+        info.wait_for_publish(10)
+        assert published == [info.mid] and 0x40 in slow  # a listener: paho's path, as before
+    finally:
+        client.disconnect()
+        client.loop_stop()
