@@ -19,7 +19,9 @@ __all__ = ["WorkoutHandler", "WorkoutSettings", "build", "main"]
 
 def build(settings: WorkoutSettings) -> tuple[ServiceRuntime, WorkoutHandler]:
     """The runtime and handler for ``settings`` (main and the tests both use this)."""
-    runtime = ServiceRuntime("workout", settings, max_batch=settings.max_batch)
+    runtime = ServiceRuntime(
+        "workout", settings, max_batch=settings.max_batch, batch_wait=settings.batch_wait
+    )
     return runtime, WorkoutHandler(settings, runtime)
 
 

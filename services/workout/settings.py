@@ -116,3 +116,11 @@ class WorkoutSettings(MqttSettings):
     max_batch: int = Field(
         default=512, ge=1, le=100_000, description="Most messages handled in one batch"
     )
+    # Woken for every few messages the core runs cold: replaying 400 wearables' input,
+    # the handler's cost per message rose from 121 to 136-147 us with short sleeps between
+    # small batches, and the service took 45-49 % of a core at 0.05 s against 46-53 % at 0
+    # (six pairs, 2026-12-05). Off by default: live, the repetition latency's p95 was
+    # already 0.97 s on six tuning wearers, and 1.02 s with 0.05 s (docs/workout.md).
+    batch_wait: float = Field(
+        default=0.0, ge=0, le=0.5, description="Wait for more messages to fill a batch (s)"
+    )

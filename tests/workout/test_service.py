@@ -110,3 +110,15 @@ def oracle_like(device: str, end: float) -> Prediction:
         model_version="v",
         latency_ms=1.0,
     )
+
+
+def test_with_a_batch_wait_the_set_still_comes_whole(broker, run_service, mqtt_client):  # type: ignore[no-untyped-def]
+    """``--batch-wait`` reaches the runtime's inbox (default 0: latency first), and a
+    service collecting its input for 50 ms a batch publishes the same set."""
+    assert build(WorkoutSettings())[0].inbox.batch_wait == 0.0
+    service = start(broker, run_service, batch_wait=0.05)
+    assert service.runtime.inbox.batch_wait == 0.05
+    sets = Collector(mqtt_client, "har/wrist-3/set")
+    true_reps = publish_session(mqtt_client, "wrist-3")
+    done = SetEvent.from_payload(sets.wait_for(1, timeout=30)[0].payload)
+    assert done.exercise == "Squat" and abs(done.reps - true_reps) <= 2
