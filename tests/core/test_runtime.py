@@ -236,3 +236,26 @@ def test_fast_reader_settles_qos1_publishes_as_paho_does(broker) -> None:  # typ
     finally:
         client.disconnect()
         client.loop_stop()
+
+
+def test_fast_reader_ignores_a_stray_puback_and_leaves_a_short_one_to_paho() -> None:
+    """A PUBACK for a message id we are not waiting on (a broker's mistake, or one that
+    was settled already) changes nothing, as in paho; one too short to carry a message
+    id is paho's to refuse, as before."""
+    from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+
+    from imu_har.runtime.fastrecv import FastReceiveClient
+
+    client = FastReceiveClient(CallbackAPIVersion.VERSION2, protocol=MQTTProtocolVersion.MQTTv5)
+    got: list[Any] = []
+    client.on_publishes = got.extend
+    slow: list[int] = []
+    client._packet_handle = lambda: slow.append(client._in_packet["command"]) or 0  # type: ignore[method-assign]
+    stray = bytes([0x40, 4, 0x03, 0xE7, 0x10, 0x00])  # mid 999, "no matching subscribers"
+    client._rx += _packet("a", b"1") + stray + _packet("b", b"2")
+    assert client._process(client.on_publishes) == 0
+    assert [m.topic for m in got] == ["a", "b"] and not slow
+    assert client._inflight_messages == 0 and not client._out_messages
+    client._rx += bytes([0x40, 1, 0x00])  # no room for a message id
+    client._process(client.on_publishes)
+    assert slow == [0x40]
