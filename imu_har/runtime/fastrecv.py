@@ -16,8 +16,8 @@ published, the next queued one goes out) unless ``on_publish`` is set, when
 its reason code and properties have a listener. Every other packet (CONNACK,
 SUBACK, PINGRESP, a PUBLISH with properties such as a command's response
 topic, QoS 2) goes through paho's own handler unchanged, in order: a pending
-batch is delivered before it. QoS 1 messages are acknowledged as paho would (after delivery, or by
-the application under ``manual_ack``).
+batch is delivered before it. QoS 1 messages are acknowledged as paho would
+(after delivery, or by the application under ``manual_ack``).
 
 The bytes on the wire are unchanged; only the receiving process does less.
 Tests run the same traffic through both paths and compare what arrives.
