@@ -26,7 +26,7 @@ from paho.mqtt.properties import Properties
 from imu_har import __version__
 from imu_har.protocol import topics
 from imu_har.protocol.messages import Message, ServiceStatus
-from imu_har.runtime.batchpub import publish_batch
+from imu_har.runtime.batchpub import publish_acked, publish_batch
 from imu_har.runtime.client import disable_nagle, make_client
 from imu_har.runtime.counters import CounterSet
 from imu_har.runtime.fastrecv import FastReceiveClient, RawPublish
@@ -199,6 +199,12 @@ class ServiceConnection:
         """Publish ``(topic, payload)`` pairs at QoS 0 in one socket write (high-rate output)."""
         self.counters.messages_out += len(messages)
         publish_batch(self.client, messages)
+
+    def publish_acked(self, messages: Sequence[tuple[str, bytes, bool]]) -> None:
+        """Publish ``(topic, payload, retain)`` at QoS 1 with one socket write where paho's
+        in-flight window allows (events); counted as ``messages_out``."""
+        self.counters.messages_out += len(messages)
+        publish_acked(self.client, messages)
 
     def publish_message(
         self, message: Message, qos: int = 0, retain: bool = False, **topic_values: str

@@ -45,6 +45,7 @@ class WorkoutHandler:
             WorkoutState: topics.WORKOUT.fast(self.root),
         }
         self.published: Counter[str] = Counter()
+        self._out: list[tuple[str, bytes, bool]] = []  # (topic, payload, retain) to send
 
     def subscriptions(self) -> list[tuple[str, int]]:
         return [
@@ -54,6 +55,7 @@ class WorkoutHandler:
 
     def handle_batch(self, messages: list[Inbound]) -> None:
         each(self.runtime, messages, self._handle)
+        self._flush()
 
     def _handle(self, message: Inbound) -> None:
         device = self._frame_device(message.topic)
@@ -78,14 +80,24 @@ class WorkoutHandler:
             )
 
     def _publish(self, messages: list[WorkoutMessage]) -> None:
+        """Queue messages to publish; :meth:`_flush` sends them."""
         for message in messages:
             topic = self._topic[type(message)](message.device)
-            retain = isinstance(message, WorkoutState)
-            self.runtime.publish(topic, message.to_payload(), qos=1, retain=retain)
+            self._out.append((topic, message.to_payload(), isinstance(message, WorkoutState)))
             self.published[type(message).__name__] += 1
+
+    def _flush(self) -> None:
+        """Everything a batch (or a tick) caused, at QoS 1, in order, with one socket write:
+        one ``publish`` per event cost about 65 us of the main thread (a socket-pair write to
+        wake paho's loop each time) and a wake-up of that loop, at 1,300 events a second
+        at 1,000 wearables (py-spy, 2026-12-05)."""
+        if self._out:
+            out, self._out = self._out, []
+            self.runtime.publish_acked(out)
 
     def tick(self, now: float) -> None:
         self._publish(self.core.tick(now))
+        self._flush()
 
     def details(self) -> dict[str, Any]:
         core = self.core
@@ -99,3 +111,4 @@ class WorkoutHandler:
     def close(self) -> None:
         """End every set under way, so its set event and final state go out."""
         self._publish(self.core.close())
+        self._flush()

@@ -92,14 +92,9 @@ def test_subscribe_before_connecting_reports_false(broker):  # type: ignore[no-u
 
 def _packet(topic: str, payload: bytes, qos: int = 0, retain: bool = False, mid: int = 0) -> bytes:
     """A v5 PUBLISH packet without properties, as the broker sends it."""
-    from imu_har.runtime.batchpub import _varint
+    from imu_har.runtime.batchpub import publish_packet
 
-    name = topic.encode()
-    body = len(name).to_bytes(2, "big") + name
-    if qos:
-        body += mid.to_bytes(2, "big")
-    body += b"\x00" + payload
-    return bytes([0x30 | qos << 1 | int(retain)]) + _varint(len(body)) + body
+    return publish_packet(topic, payload, qos, mid, retain)
 
 
 def test_fast_reader_cuts_packets_the_same_however_the_bytes_arrive() -> None:
