@@ -17,7 +17,12 @@ to every prediction and measures, over ``--seconds`` after a warm-up:
   windower, windows/s and predictions/s, messages/s taken in by the workout
   service and its queue at the end (status counters);
 * loss: per device, predictions expected from the measured time (one every
-  hop / rate seconds) against received, and gaps in ``window_seq``;
+  hop / rate seconds) against received, and gaps in ``window_seq``; messages
+  any service shed from a full input queue (``queue_full`` on its status);
+* repetitions: arrival of each ``rep`` event here minus the ``end`` it states
+  (the workout's own estimate of the repetition's end: the simulated wearers
+  carry no truth here), p50/p95; ``bench_workout --live`` measures against
+  the true end;
 * CPU (% of one core) and RSS of every service and of Mosquitto (psutil).
 
 ``--nodelay on|both`` also measures with Nagle's algorithm off by force
@@ -84,6 +89,8 @@ class Watch:
         self.sources: list[float] = []
         self.seqs: dict[str, list[int]] = defaultdict(list)
         self.seen: set[str] = set()
+        self.rep_delays: list[float] = []  # arrival of a rep event - the end it states (s)
+        self._rep = topics.REP.splitter(topics.DEFAULT_ROOT)
         self.status: dict[str, list[dict[str, Any]]] = defaultdict(list)
         # predictions arrive in batches (imu_har.runtime.fastrecv): the watcher must not eat the CPU
         self.client = fast_receiver(broker.host, broker.port, self._predictions)
@@ -91,11 +98,17 @@ class Watch:
         self.status_client.on_message = self._status
         # The services run with the default topic root (HAR_* variables are not passed on).
         self.client.subscribe(topics.PREDICTION.subscription(topics.DEFAULT_ROOT), 0)
+        self.client.subscribe(topics.REP.subscription(topics.DEFAULT_ROOT), 0)
         self.status_client.subscribe(topics.SERVICE_STATUS.subscription(topics.DEFAULT_ROOT), 0)
 
     def _predictions(self, batch: list[RawPublish]) -> None:
         now = time.time()
-        parsed = [json.loads(m.payload) for m in batch]
+        is_rep = [self._rep(m.topic) is not None for m in batch]
+        reps = [json.loads(m.payload)["end"] for m, rep in zip(batch, is_rep, strict=True) if rep]
+        parsed = [json.loads(m.payload) for m, rep in zip(batch, is_rep, strict=True) if not rep]
+        with self.lock:
+            if self.measuring:
+                self.rep_delays += [now - end for end in reps]
         with self.lock:
             for p in parsed:
                 self.seen.add(p["device"])
@@ -154,6 +167,11 @@ def start(
 def queue(status: dict[str, Any]) -> int:
     """Messages waiting in a service's input queue, from its status."""
     return int(status["counters"]["queue_depth"])
+
+
+def dropped(status: dict[str, Any]) -> int:
+    """Messages a service shed because its input queue was full, from its status."""
+    return int(status["counters"]["rejected"].get("queue_full", 0))
 
 
 def run(
@@ -230,6 +248,7 @@ def run(
             load = os.getloadavg()[0]
             time.sleep(1.5)  # the statuses that close the interval
             queues = {n: watch.last(n, queue) for n in ("windower", "classifier", "workout")}
+            shed = {n: watch.last(n, dropped) for n in plan}
         finally:
             for proc in reversed(list(procs.values())):
                 proc.terminate()
@@ -274,6 +293,10 @@ def run(
         "workout_in_per_s": watch.rate("workout", t0, t1, counter("messages_in")),
         "workout_out_per_s": watch.rate("workout", t0, t1, counter("messages_out")),
         "workout_queue_end": queues["workout"],
+        "rep_events_per_s": len(watch.rep_delays) / (t1 - t0),
+        "rep_delay_p50_ms": _pct(watch.rep_delays, 50),
+        "rep_delay_p95_ms": _pct(watch.rep_delays, 95),
+        "queue_full": sum(n or 0 for n in shed.values()),
         "load1": load,
         "bench_client_cpu": bench_cpu,
     }
@@ -281,6 +304,10 @@ def run(
         row[f"{name}_cpu"] = cpu[name]
         row[f"{name}_rss_mb"] = rss[name]
     return row
+
+
+def _pct(seconds: list[float], q: float) -> float:
+    return float(np.percentile(seconds, q) * 1000) if seconds else float("nan")
 
 
 def main() -> None:

@@ -53,6 +53,9 @@ class MqttSettings(BaseModel):
     topic_root: str = Field(default=DEFAULT_ROOT, description="Root of every topic")
     status_interval: float = Field(default=5.0, gt=0, le=3600, description="Status period (s)")
     log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR")
+    cpu_nice: int = Field(
+        default=0, ge=0, le=19, description="Lower this service's CPU priority by this (nice)"
+    )
 
     @field_validator("topic_root")
     @classmethod

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from imu_har.runtime.handler import Handler
+from imu_har.runtime.priority import lower_priority
 from imu_har.runtime.service import ServiceRuntime
 from imu_har.runtime.settings import MqttSettings, service_settings
 
@@ -42,6 +43,7 @@ def serve(
     higher (a handler sets it when it stopped the service because of a failure).
     """
     settings = service_settings(settings_type, name, description, argv)
+    lower_priority(settings.cpu_nice)  # before any thread starts: they inherit it
     try:
         runtime, handler = build(settings)
     except StartupError as exc:

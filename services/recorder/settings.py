@@ -91,6 +91,13 @@ class RecorderSettings(RecorderConfig, MqttSettings):
 
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
+    cpu_nice: int = Field(
+        default=5,
+        ge=0,
+        le=19,
+        description="Lower this service's CPU priority by this (nice): it must lose nothing, "
+        "not be quick",
+    )
     unknown_device_wait: float = Field(
         default=3.0,
         ge=0,

@@ -116,6 +116,13 @@ class WorkoutSettings(MqttSettings):
     max_batch: int = Field(
         default=512, ge=1, le=100_000, description="Most messages handled in one batch"
     )
+    cpu_nice: int = Field(
+        default=5,
+        ge=0,
+        le=19,
+        description="Lower this service's CPU priority by this (nice): its budget is 1 s, the "
+        "predictions' 100 ms",
+    )
     # Woken for every few messages the core runs cold: replaying 400 wearables' input,
     # the handler's cost per message rose from 121 to 136-147 us with short sleeps between
     # small batches, and the service took 45-49 % of a core at 0.05 s against 46-53 % at 0

@@ -32,6 +32,7 @@ SERVICE_KEYS = {
     "image", "build", "command", "entrypoint", "environment", "env_file", "ports", "volumes",
     "depends_on", "restart", "healthcheck", "profiles", "network_mode", "user", "networks",
     "devices", "cap_add", "group_add", "working_dir", "read_only", "tmpfs", "stop_grace_period",
+    "cpu_shares",
 }  # fmt: skip
 HEALTH_KEYS = {"test", "interval", "timeout", "retries", "start_period", "disable"}
 RESTART = {"no", "always", "on-failure", "unless-stopped"}
@@ -451,3 +452,14 @@ def test_the_image_has_the_phone_extra() -> None:
         assert "phone" in names, chosen
     smaller = re.search(r'"(gateway,[\w,]+)"', (ROOT / "deploy" / "env.example").read_text())
     assert smaller and "phone" in smaller.group(1).split(","), "the documented smaller image"
+
+
+def test_services_with_a_loose_latency_budget_give_way_to_the_live_path() -> None:
+    """When the host is short of CPU the predictions (100 ms) go first: the workout (1 s)
+    and the recorder (lose nothing) have half the default CPU weight (1024), as their
+    ``cpu_nice`` does outside containers (imu_har/runtime/priority.py)."""
+    services = har_services()
+    weights = {name: s.get("cpu_shares", 1024) for name, s in services.items()}
+    assert weights["workout"] == weights["recorder"] == 512
+    live = ("gateway", "gateway-sim", "gateway-phone", "windower", "classifier")
+    assert all(weights[name] == 1024 for name in live if name in services)
