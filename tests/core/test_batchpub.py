@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -38,6 +40,22 @@ def test_packets_are_the_bytes_paho_publish_sends(
     client._send_publish(4242, topic.encode(), payload, qos, retain)
     client._sock = None  # nothing to close
     assert publish_packet(topic, payload, qos, 4242, retain) == sent[0]
+
+
+@contextmanager
+def _connected(broker: Any) -> Iterator[FastReceiveClient]:
+    """A publishing client, connected (CONNACK in), its network loop running."""
+    client = _client()
+    connected = threading.Event()
+    client.on_connect = lambda *_a: connected.set()
+    client.connect(broker.host, broker.port)
+    client.loop_start()
+    try:
+        assert connected.wait(10)
+        yield client
+    finally:
+        client.disconnect()
+        client.loop_stop()
 
 
 class Subscriber:
@@ -79,55 +97,39 @@ def test_acked_batch_keeps_the_window_order_and_retain_and_settles(broker) -> No
     store (its network loop stopped, nothing is acknowledged meanwhile); then every
     message arrives once, in order, and all settle. A batch of retained ones is kept."""
     live = Subscriber(broker, "acked/#")
-    client = _client()
-    connected = threading.Event()
-    client.on_connect = lambda *_a: connected.set()
-    client.connect(broker.host, broker.port)
-    client.loop_start()
     try:
-        assert connected.wait(10)
-        client.loop_stop()  # no acknowledgement is read until the loop runs again
-        window = client._max_inflight_messages
-        count = 10 * window + 3
-        messages = [(f"acked/{i % 5}", b"%d" % i, i % 2 == 0) for i in range(count)]
-        infos = publish_acked(client, messages)
-        states = [m.state for m in client._out_messages.values()]
-        assert client._inflight_messages == window
-        assert states.count(mqtt.mqtt_ms_wait_for_puback) == window
-        assert states.count(mqtt.mqtt_ms_queued) == count - window
-        client.loop_start()
-        for info in infos:
-            info.wait_for_publish(10)
-        assert all(info.is_published() for info in infos)
-        assert client._inflight_messages == 0 and not client._out_messages
-        assert [payload for _, payload, _ in live.wait_for(count)] == [m[1] for m in messages]
-        last = [(f"acked/{k}", b"last %d" % k, True) for k in range(5)]  # within the window
-        for info in publish_acked(client, last):
-            info.wait_for_publish(10)
-        late = Subscriber(broker, "acked/#")  # the retained message of each topic
-        kept = {topic: payload for topic, payload, retained in late.wait_for(5) if retained}
-        assert kept == {t: p for t, p, _ in last}
-        late.close()
+        with _connected(broker) as client:
+            client.loop_stop()  # no acknowledgement is read until the loop runs again
+            window = client._max_inflight_messages
+            count = 10 * window + 3
+            messages = [(f"acked/{i % 5}", b"%d" % i, i % 2 == 0) for i in range(count)]
+            infos = publish_acked(client, messages)
+            states = [m.state for m in client._out_messages.values()]
+            assert client._inflight_messages == window
+            assert states.count(mqtt.mqtt_ms_wait_for_puback) == window
+            assert states.count(mqtt.mqtt_ms_queued) == count - window
+            client.loop_start()
+            for info in infos:
+                info.wait_for_publish(10)
+            assert all(info.is_published() for info in infos)
+            assert client._inflight_messages == 0 and not client._out_messages
+            assert [payload for _, payload, _ in live.wait_for(count)] == [m[1] for m in messages]
+            last = [(f"acked/{k}", b"last %d" % k, True) for k in range(5)]  # within the window
+            for info in publish_acked(client, last):
+                info.wait_for_publish(10)
+            late = Subscriber(broker, "acked/#")  # the retained message of each topic
+            kept = {topic: payload for topic, payload, retained in late.wait_for(5) if retained}
+            assert kept == {t: p for t, p, _ in last}
+            late.close()
     finally:
         live.close()
-        client.disconnect()
-        client.loop_stop()
 
 
 def test_acked_batch_refuses_a_wildcard_before_sending_anything(broker) -> None:  # type: ignore[no-untyped-def]
-    client = _client()
-    connected = threading.Event()
-    client.on_connect = lambda *_a: connected.set()
-    client.connect(broker.host, broker.port)
-    client.loop_start()
-    try:
-        assert connected.wait(10)
+    with _connected(broker) as client:
         with pytest.raises(ValueError):
             publish_acked(client, [("ok/a", b"1", False), ("bad/+", b"2", False)])
         assert not client._out_messages and client._inflight_messages == 0
-    finally:
-        client.disconnect()
-        client.loop_stop()
 
 
 def test_acked_batch_without_a_connection_is_kept_by_paho_for_later() -> None:

@@ -254,3 +254,47 @@ def test_fast_reader_ignores_a_stray_puback_and_leaves_a_short_one_to_paho() -> 
     client._rx += bytes([0x40, 1, 0x00])  # no room for a message id
     client._process(client.on_publishes)
     assert slow == [0x40]
+
+
+# -- publishing ------------------------------------------------------------------------
+
+
+def test_the_in_flight_window_follows_the_brokers_receive_maximum(run_service) -> None:  # type: ignore[no-untyped-def]
+    """paho keeps 20 QoS 1 publishes in flight whatever the broker allows; the runtime
+    takes the CONNACK's Receive Maximum (the private broker's 1,000, or a broker's 50),
+    and paho's 20 from a CONNACK without properties (MQTT 3.1.1)."""
+    from imu_har.ops.broker import MosquittoBroker
+    from imu_har.runtime.connection import follow_receive_maximum
+
+    for extra, window in (("", 1000), ("max_inflight_messages 50\n", 50)):
+        with MosquittoBroker(extra_config=extra) as broker:
+            service = run_service(runtime_for(broker), Recording([("rt/fixed", 1)]))
+            assert service.runtime.client._max_inflight_messages == window
+            infos = [service.runtime.client.publish("rt/w", b"x", qos=1) for _ in range(300)]
+            for info in infos:
+                info.wait_for_publish(10)
+            assert all(info.is_published() for info in infos)
+            service.stop()
+    client = runtime_for(broker).client
+    assert follow_receive_maximum(client, None) == 20 == client._max_inflight_messages
+
+
+def test_a_smaller_window_after_a_reconnect_holds_back_the_rest() -> None:
+    """What was not acknowledged is sent again on CONNACK up to the new broker's window;
+    the rest waits for acknowledgements, as paho does with its own window."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    from imu_har.runtime.connection import follow_receive_maximum
+
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=MQTTProtocolVersion.MQTTv5)
+    client._max_inflight_messages = 1000
+    for i in range(5):  # not connected: kept to be sent again, state "publish"
+        client.publish(f"w/{i}", b"x", qos=1)
+    connack = Properties(PacketTypes.CONNACK)
+    connack.ReceiveMaximum = 2
+    assert follow_receive_maximum(client, connack) == 2
+    states = [m.state for m in client._out_messages.values()]
+    assert states == [mqtt.mqtt_ms_publish] * 2 + [mqtt.mqtt_ms_queued] * 3
