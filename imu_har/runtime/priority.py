@@ -18,7 +18,8 @@ In a container the kernel shares the CPU between containers first: Docker
 Compose gives the same services a lower ``cpu_shares`` (docker-compose.yml).
 
 Measured with ``bench.bench_e2e`` at 1,000 wearables on two cores, 2026-12-05:
-see docs/benchmarks.md ("Priorities").
+see docs/benchmarks.md (End to end: "Events in one write, priorities by
+latency budget").
 """
 
 from __future__ import annotations

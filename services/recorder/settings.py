@@ -92,7 +92,7 @@ class RecorderSettings(RecorderConfig, MqttSettings):
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
     cpu_nice: int = Field(
-        default=5,
+        default=10,
         ge=0,
         le=19,
         description="Lower this service's CPU priority by this (nice): it must lose nothing, "
