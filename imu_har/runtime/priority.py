@@ -41,7 +41,10 @@ def lower_priority(nice: int, autogroup: Path = AUTOGROUP) -> int:
         return os.nice(0)
     value = min(os.nice(0) + nice, 19)
     for thread in _threads():  # numpy's BLAS threads were started at import
-        os.setpriority(os.PRIO_PROCESS, thread, value)
+        try:
+            os.setpriority(os.PRIO_PROCESS, thread, value)
+        except ProcessLookupError:  # it ended meanwhile
+            continue
     if os.getsid(0) == os.getpid() and autogroup.exists():
         try:
             autogroup.write_text(f"{value}\n")
