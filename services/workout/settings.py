@@ -117,7 +117,7 @@ class WorkoutSettings(MqttSettings):
         default=512, ge=1, le=100_000, description="Most messages handled in one batch"
     )
     # At 1,000 wearables on two cores (2026-12-05) the predictions' p99 was 99-123 ms at
-    # nice 0, 90-111 at 5 and 78-93 at 10, and the repetition events were no later at 10
+    # nice 0, 90-111 at 5 and 76-98 at 10, and the repetition events were no later at 10
     # than at 5: the service keeps up with what the live path leaves (docs/benchmarks.md).
     cpu_nice: int = Field(
         default=10,
