@@ -85,3 +85,16 @@ def test_the_workout_service_runs_every_thread_at_its_lower_priority(broker) -> 
         proc.terminate()
         proc.wait(30)
         client.disconnect()
+
+
+@pytest.mark.parametrize("value", ["-1", "20", "x"])
+def test_a_priority_out_of_range_stops_the_service_before_it_connects(value: str) -> None:
+    """Raising a priority needs privileges and 19 is the lowest: anything else is a
+    clear error at start, naming the setting."""
+    done = subprocess.run(
+        [sys.executable, "-m", "imu_har.ops.cli", "workout", "--cpu-nice", value,
+         "--mqtt-port", "1"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert "cpu_nice" in done.stderr or "cpu-nice" in done.stderr
