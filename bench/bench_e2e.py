@@ -93,7 +93,7 @@ class Watch:
         self._rep = topics.REP.splitter(topics.DEFAULT_ROOT)
         self.status: dict[str, list[dict[str, Any]]] = defaultdict(list)
         # predictions arrive in batches (imu_har.runtime.fastrecv): the watcher must not eat the CPU
-        self.client = fast_receiver(broker.host, broker.port, self._predictions)
+        self.client = fast_receiver(broker.host, broker.port, self._received)
         self.status_client = connect(broker.host, broker.port)
         self.status_client.on_message = self._status
         # The services run with the default topic root (HAR_* variables are not passed on).
@@ -101,7 +101,8 @@ class Watch:
         self.client.subscribe(topics.REP.subscription(topics.DEFAULT_ROOT), 0)
         self.status_client.subscribe(topics.SERVICE_STATUS.subscription(topics.DEFAULT_ROOT), 0)
 
-    def _predictions(self, batch: list[RawPublish]) -> None:
+    def _received(self, batch: list[RawPublish]) -> None:
+        """Predictions (latency, seq) and rep events (delay after their end), in one batch."""
         now = time.time()
         is_rep = [self._rep(m.topic) is not None for m in batch]
         reps = [json.loads(m.payload)["end"] for m, rep in zip(batch, is_rep, strict=True) if rep]
@@ -109,7 +110,6 @@ class Watch:
         with self.lock:
             if self.measuring:
                 self.rep_delays += [now - end for end in reps]
-        with self.lock:
             for p in parsed:
                 self.seen.add(p["device"])
                 if self.measuring:
