@@ -30,6 +30,12 @@ ENV_PREFIX = "HAR_"
 S = TypeVar("S", bound="MqttSettings")
 
 
+def nice_field(default: int, description: str) -> Any:
+    """The ``cpu_nice`` setting with a service's own default: 0 (no change) to 19 (the
+    lowest priority); raising a priority would need privileges."""
+    return Field(default=default, ge=0, le=19, description=description)
+
+
 class MqttSettings(BaseModel):
     """Broker connection and topic root, shared by every service."""
 
@@ -53,9 +59,7 @@ class MqttSettings(BaseModel):
     topic_root: str = Field(default=DEFAULT_ROOT, description="Root of every topic")
     status_interval: float = Field(default=5.0, gt=0, le=3600, description="Status period (s)")
     log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR")
-    cpu_nice: int = Field(
-        default=0, ge=0, le=19, description="Lower this service's CPU priority by this (nice)"
-    )
+    cpu_nice: int = nice_field(0, "Lower this service's CPU priority by this (nice)")
 
     @field_validator("topic_root")
     @classmethod

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from imu_har.protocol import topics
 from imu_har.protocol.commands import validate_name
 from imu_har.protocol.errors import PayloadError
-from imu_har.runtime.settings import MqttSettings
+from imu_har.runtime.settings import MqttSettings, nice_field
 
 MIB = 1024 * 1024
 
@@ -91,12 +91,9 @@ class RecorderSettings(RecorderConfig, MqttSettings):
 
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
-    cpu_nice: int = Field(
-        default=10,
-        ge=0,
-        le=19,
-        description="Lower this service's CPU priority by this (nice): it must lose nothing, "
-        "not be quick",
+    cpu_nice: int = nice_field(
+        10,
+        "Lower this service's CPU priority by this (nice): it must lose nothing, not be quick",
     )
     unknown_device_wait: float = Field(
         default=3.0,

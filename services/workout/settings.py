@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from imu_har.runtime.settings import MqttSettings
+from imu_har.runtime.settings import MqttSettings, nice_field
 
 
 class WorkoutSettings(MqttSettings):
@@ -119,11 +119,9 @@ class WorkoutSettings(MqttSettings):
     # At 1,000 wearables on two cores (2026-12-05) the predictions' p99 was 99-123 ms at
     # nice 0, 90-111 at 5 and 76-98 at 10, and the repetition events were no later at 10
     # than at 5: the service keeps up with what the live path leaves (docs/benchmarks.md).
-    cpu_nice: int = Field(
-        default=10,
-        ge=0,
-        le=19,
-        description="Lower this service's CPU priority by this (nice): its budget is 1 s, the "
+    cpu_nice: int = nice_field(
+        10,
+        "Lower this service's CPU priority by this (nice): its budget is 1 s, the "
         "predictions' 100 ms",
     )
     # Woken for every few messages the core runs cold: replaying 400 wearables' input,
